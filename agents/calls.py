@@ -24,6 +24,9 @@ class Call(BaseModel):
     output_tokens: int | None = None
     cached: bool = Field(default=False, description="reused from an earlier run, not re-asked")
     parse_error: str | None = Field(default=None, description="why structured output failed")
+    truncated: bool = Field(
+        default=False, description="output was longer than Poise keeps and was cut (marked)"
+    )
 
 
 def strip_images(messages: list[Any]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from poise.agents.calls import Call, strip_images
 from poise.agents.models.handle import ModelHandle
 from poise.agents.parsing import ParseFailure, parse_json_object
 from poise.agents.prompts import Prompt
+from poise.agents.retry import call_with_retries
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -33,6 +34,10 @@ T = TypeVar("T", bound=BaseModel)
 RESPONSE_FORMAT_PROVIDERS = {"openai", "openai-compatible"}
 TOOL_PROVIDERS = {"anthropic"}
 STRUCTURED_PROVIDERS = RESPONSE_FORMAT_PROVIDERS | TOOL_PROVIDERS
+
+# Model output kept per call: far above what the default max_tokens (1024) produces.
+MAX_OUTPUT_CHARS = 32_000
+TRUNCATION_MARKER = "\n[... truncated by Poise: {dropped} more characters not kept]"
 
 
 def query_of(state: Mapping[str, Any]) -> str:
@@ -84,8 +89,22 @@ async def ask(
 ) -> tuple[str, Call]:
     """Plain text call; ``request`` options (e.g. ``response_format``) go to the provider."""
     started = time.perf_counter()
-    reply = await model.chat.ainvoke(messages, config=config, **request)
+    reply = await call_with_retries(
+        lambda: model.chat.ainvoke(messages, config=config, **request), provider=model.provider
+    )
     return _recorded(model, stage, messages, reply, started)
+
+
+def cap_text(text: str, limit: int = MAX_OUTPUT_CHARS) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters with a visible marker; and whether it was cut.
+
+    A model that ignores ``max_tokens`` (or a hostile server) can send megabytes; each
+    stage's output is copied into the next stage's prompt and into the record, so one 5 MB
+    reply made an 80 MB records file. What is kept, forwarded and judged is the capped text.
+    """
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + TRUNCATION_MARKER.format(dropped=len(text) - limit), True
 
 
 def _recorded(
@@ -99,6 +118,7 @@ def _recorded(
     text = _text_of(reply) if reply is not None else ""
     if not text and reply is not None and reply.tool_calls:
         text = json.dumps(reply.tool_calls[0].get("args", {}))
+    text, truncated = cap_text(text)
     tokens_in, tokens_out = _usage(reply)
     call = Call(
         stage=stage,
@@ -108,6 +128,7 @@ def _recorded(
         latency_s=round(time.perf_counter() - started, 4),
         input_tokens=tokens_in,
         output_tokens=tokens_out,
+        truncated=truncated,
     )
     return text, call
 
@@ -140,8 +161,9 @@ async def _ask_with_tool(
 ) -> tuple[T | None, Call]:
     """Structured output through the provider's tool calling (with_structured_output)."""
     started = time.perf_counter()
-    result: dict[str, Any] = await model.structured(_json_schema(schema)).ainvoke(
-        messages, config=config
+    bound = model.structured(_json_schema(schema))
+    result: dict[str, Any] = await call_with_retries(
+        lambda: bound.ainvoke(messages, config=config), provider=model.provider
     )
     text, call = _recorded(model, stage, messages, result.get("raw"), started)
     parsed = result.get("parsed")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from poise.errors import PoiseError
+from poise.eval.csvsafe import safe_rows
 from poise.eval.records import RECORDS_FILE, RUN_FILE, Record, read_records, write_json
 from poise.eval.runner import Runner, RunSpec, Selection
 from poise.graphs.cache import StageCache
@@ -389,7 +390,7 @@ def diagnose(
         ]
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(result["samples"])
+        writer.writerows(safe_rows(result["samples"]))  # no formulas from model text
     return result
 
 

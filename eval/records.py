@@ -8,6 +8,8 @@ re-judged and re-reported.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,13 +90,32 @@ def read_records(path: Path) -> list[Record]:
 
 
 def write_records(path: Path, records: list[Record]) -> None:
-    """Rewrite a records file atomically (used when re-judging or dropping errored samples)."""
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(record.model_dump_json() + "\n")
-        handle.flush()
-    tmp.replace(path)
+    """Rewrite a records file atomically (used when re-judging or dropping errored samples).
+
+    Readers (``report``, ``diagnose``, ``load_records``) see the old file or the new one,
+    never a mix: the new content goes to a temporary file of its own, is synced to disk, and
+    replaces the old one in one rename.
+    """
+    _atomic_write(path, "".join(record.model_dump_json() + "\n" for record in records))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a uniquely named temporary file and one rename.
+
+    The temporary name is unique per call, so two writers never share (and unlink) one
+    temporary file; the run-directory lock keeps them from racing on the final name.
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results unreadable to the group
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def _flatten(record: Record) -> dict[str, Any]:
@@ -131,8 +152,5 @@ def load_records(path: str | Path):
 
 
 def write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(
-        json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
+    """Write a JSON file atomically (readers never see half of it)."""
+    _atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,4 +1,4 @@
-"""Node mechanics every pipeline shares: retries, the stage cache, stage-model lookup.
+"""Node mechanics every pipeline shares: the retry policy, the stage cache, stage-model lookup.
 
 A pipeline module only says which agent runs at which stage; how a node finds its model and
 system prompt, when a failure is worth retrying, and when a stage's output can be reused are
@@ -7,8 +7,6 @@ decided here, once.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,54 +16,14 @@ from langgraph.types import RetryPolicy
 
 from poise.agents.models.handle import ModelHandle
 from poise.agents.prompts import Prompt
+from poise.agents.retry import is_transient
 from poise.graphs.cache import stage_key
 from poise.graphs.state import PipelineContext, PipelineState
 
-_RETRYABLE_STATUS = 429  # rate limited: the same request succeeds later
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that a repeat of the same request can fix.
-
-    Connection drops, timeouts, rate limits and server errors (5xx) are retried. Everything
-    else is not: a PoiseError (the user must fix something), a 4xx (the request is wrong),
-    or a bug. Parse failures never reach here; agents turn them into documented fallbacks.
-    SDK modules are looked up in ``sys.modules`` rather than imported: an SDK that is not
-    loaded cannot have raised the exception, and importing one here would slow every run.
-    """
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    for name in ("httpx", "httpx2"):  # the openai/anthropic SDKs use httpx2
-        http = sys.modules.get(name)
-        if http is None:
-            continue
-        if isinstance(exc, http.TimeoutException | http.NetworkError | http.RemoteProtocolError):
-            return True
-        if isinstance(exc, http.HTTPStatusError):
-            return _retryable_status(exc.response.status_code)
-    for name in ("openai", "anthropic"):
-        sdk = sys.modules.get(name)
-        if sdk is None:
-            continue
-        if isinstance(exc, sdk.APIConnectionError):  # includes APITimeoutError
-            return True
-        if isinstance(exc, sdk.APIStatusError):
-            return _retryable_status(exc.status_code)
-    return False
-
-
-def _retryable_status(status: int) -> bool:
-    return status == _RETRYABLE_STATUS or status >= 500
-
-
-# The SDKs already retry a request a couple of times; this covers longer outages (a node's
-# attempts are 1 s, ~2 s, ~4 s apart) without retrying errors that would fail again.
-RETRY = RetryPolicy(
-    initial_interval=1.0,
-    backoff_factor=2.0,
-    max_attempts=1 + int(os.environ.get("POISE_NODE_RETRIES", "3")),
-    retry_on=is_transient,
-)
+# One retry layer: poise.agents.retry repeats a failed request (at most --max-retries more
+# attempts, Retry-After honoured). A node is never retried on top of that: node attempts
+# multiplied by request attempts made 28 requests per call on a persistent 500.
+RETRY = RetryPolicy(max_attempts=1, retry_on=is_transient)
 
 AgentFn = Callable[
     [Mapping[str, Any], ModelHandle, Prompt | None, RunnableConfig | None],

@@ -1,21 +1,33 @@
 """API providers: OpenAI, Anthropic and any OpenAI-compatible server, via LangChain.
 
-All three go through ``langchain.chat_models.init_chat_model`` so that retries (the SDKs'
-own exponential backoff on 429, 5xx and timeouts), token accounting and structured output
-are the libraries', not ours.
+All three go through ``langchain.chat_models.init_chat_model`` so that token accounting and
+structured output are the libraries'. Retries are not: the SDKs are built with
+``max_retries=0`` and :mod:`poise.agents.retry` is the one retry layer (at most
+``--max-retries + 1`` attempts of at most ``--timeout`` seconds each).
+
+Keys go only where the user sent them. ``openai-compatible/`` sends its own key
+(``POISE_OPENAI_COMPATIBLE_KEY``) or none, never ``OPENAI_API_KEY``: a local or third-party
+server must not receive the OpenAI key. ``openai/`` and ``anthropic/`` with a custom base URL
+send their key to that host because the user named it; Poise says so once on stderr.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from langchain_core.language_models import BaseChatModel
 
 from poise.agents.models.registry import register_provider
+from poise.agents.retry import call_limits
 from poise.errors import PoiseError
 
-DEFAULT_MAX_RETRIES = 6
-DEFAULT_TIMEOUT_S = 120.0
+# Every provider answers at most this many tokens unless told otherwise: one unbounded
+# reply is copied into each later stage's prompt and into the record. 1024 is the MOSSBench
+# paper's setting for Claude, and far above what a refusal or an answer to its questions needs.
+DEFAULT_MAX_TOKENS = 1024
+NO_KEY = "EMPTY"  # what an OpenAI-style client must send when a server takes no key
+_noted_hosts: set[str] = set()
 
 
 def _require_key(variable: str, provider: str) -> str:
@@ -29,10 +41,25 @@ def _init(model: str, provider: str, **params) -> BaseChatModel:
     from langchain.chat_models import init_chat_model
 
     params.setdefault("temperature", 0)
-    # The SDKs retry 429/5xx/timeouts with exponential backoff; POISE_MAX_RETRIES tunes it.
-    params.setdefault("max_retries", int(os.environ.get("POISE_MAX_RETRIES", DEFAULT_MAX_RETRIES)))
-    params.setdefault("timeout", DEFAULT_TIMEOUT_S)
+    params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    params["max_retries"] = 0  # poise.agents.retry is the one retry layer
+    params.setdefault("timeout", call_limits().timeout_s)
     return init_chat_model(model, model_provider=provider, **params)
+
+
+def note_custom_host(provider: str, variable: str, base_url: str) -> None:
+    """Say once per host that ``provider``'s key goes to a server the user named."""
+    from poise.eval.secrets import redact_url
+
+    shown = redact_url(base_url) or base_url
+    if shown in _noted_hosts:
+        return
+    _noted_hosts.add(shown)
+    print(
+        f"note: {provider}/ sends {variable} to {shown} (the base URL you gave); "
+        "use openai-compatible/ for servers that must not receive it",
+        file=sys.stderr,
+    )
 
 
 def _own_async_client() -> object:
@@ -50,8 +77,10 @@ def _own_async_client() -> object:
 @register_provider("openai", "OpenAI chat models (OPENAI_API_KEY)", example="openai/gpt-4o")
 def make_openai(model: str, *, base_url: str | None = None, **params) -> BaseChatModel:
     key = _require_key("OPENAI_API_KEY", "openai")
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL")  # the SDK would read it anyway
     if base_url:
         params["base_url"] = base_url
+        note_custom_host("openai", "OPENAI_API_KEY", base_url)
     return _init(model, "openai", api_key=key, http_async_client=_own_async_client(), **params)
 
 
@@ -62,9 +91,10 @@ def make_openai(model: str, *, base_url: str | None = None, **params) -> BaseCha
 )
 def make_anthropic(model: str, *, base_url: str | None = None, **params) -> BaseChatModel:
     key = _require_key("ANTHROPIC_API_KEY", "anthropic")
+    base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL")  # the SDK would read it anyway
     if base_url:
         params["base_url"] = base_url
-    params.setdefault("max_tokens", 1024)  # the MOSSBench paper's Anthropic setting
+        note_custom_host("anthropic", "ANTHROPIC_API_KEY", base_url)
     return _init(model, "anthropic", api_key=key, **params)
 
 
@@ -80,10 +110,9 @@ def make_openai_compatible(model: str, *, base_url: str | None = None, **params)
             "openai-compatible models need a server: pass --base-url http://HOST:PORT/v1 "
             "(or set OPENAI_BASE_URL)"
         )
-    # Local servers usually accept any key; a real one may be set in POISE_OPENAI_COMPATIBLE_KEY.
-    key = (
-        os.environ.get("POISE_OPENAI_COMPATIBLE_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-    )
+    # Local servers usually accept any key; a real one goes in POISE_OPENAI_COMPATIBLE_KEY.
+    # Never OPENAI_API_KEY: that key belongs to api.openai.com, not to whatever server this is.
+    key = os.environ.get("POISE_OPENAI_COMPATIBLE_KEY", "").strip() or NO_KEY
     return _init(
         model,
         "openai",

@@ -38,12 +38,17 @@ def select(
     *,
     stimulus_types: set[int] | None = None,
     ids: set[str] | None = None,
+    exclude: set[str] | None = None,
     categories: set[str] | None = None,
     sample: int | None = None,
     seed: int = 0,
     limit: int | None = None,
 ) -> list[Sample]:
-    """Filter, then draw a seeded random subset, then cut to ``limit`` (in that order)."""
+    """Filter, then draw a seeded random subset, then cut to ``limit`` (in that order).
+
+    ``exclude`` drops samples by id (or MSSBench pair id): the way past a sample whose image
+    is corrupt upstream.
+    """
     chosen = samples
     if stimulus_types:
         chosen = [s for s in chosen if s.stimulus_type in stimulus_types]
@@ -52,6 +57,11 @@ def select(
         if unknown:
             raise PoiseError(f"unknown sample ids: {', '.join(sorted(unknown)[:10])}")
         chosen = [s for s in chosen if s.id in ids or (s.pair_id and s.pair_id in ids)]
+    if exclude:
+        unknown = exclude - {s.id for s in samples} - {s.pair_id for s in samples if s.pair_id}
+        if unknown:
+            raise PoiseError(f"--exclude: unknown sample ids: {', '.join(sorted(unknown)[:10])}")
+        chosen = [s for s in chosen if s.id not in exclude and s.pair_id not in exclude]
     if categories:
         lowered = {c.lower() for c in categories}
         chosen = [s for s in chosen if s.category and s.category.lower() in lowered]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from poise.benchmarks.paths import resolve_inside
+from poise.benchmarks.paths import missing_local_path, resolve_inside
 from poise.benchmarks.registry import LoadedBenchmark, register_benchmark
 from poise.benchmarks.sample import HARM_CATEGORIES, Expected, ImageRef, Sample
 from poise.errors import PoiseError
@@ -56,6 +56,8 @@ def _load(name: str, variant: str, data: str | Path | None) -> LoadedBenchmark:
         raise PoiseError(
             f"--data {path} is a file; pass the MOSSBench directory that holds {INFO_FILE}"
         )
+    if (typo := missing_local_path(str(data))) is not None:
+        raise PoiseError(typo)
     if str(data).startswith("hf:") or str(data).count("/") == 1 and not str(data).startswith("."):
         return _load_hub(name, variant, str(data).removeprefix("hf:"))
     raise PoiseError(f"--data {data}: no such directory; pass a MOSSBench directory or a hub id")
@@ -84,30 +86,44 @@ def _load_github_layout(name: str, variant: str, root: Path) -> LoadedBenchmark:
             missing.append(pid)
             continue
         samples.append(_sample(name, variant, pid, item, image_path, info_path))
+    if not samples:
+        raise PoiseError(
+            f"{root}: none of the {len(missing)} images that {INFO_FILE} lists exist "
+            f"(e.g. {root / 'images'}); pass the MOSSBench directory together with its images/"
+        )
     return LoadedBenchmark(name=name, source=str(root), samples=samples, missing_images=missing)
 
 
 def _read_info(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """Parse and validate information.json; every problem is one line naming file and item."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_KeyedObject)
     except FileNotFoundError:
         raise PoiseError(f"{path} not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PoiseError(
             f"{path} is not valid JSON: {exc}; restore the file from the benchmark"
         ) from None
+    if isinstance(raw, _KeyedObject) and raw.repeated:
+        raise PoiseError(
+            f"{path}: pid {', '.join(raw.repeated[:10])} appears more than once; "
+            "give every item its own pid"
+        )
     if isinstance(raw, list):  # some copies store a list of items instead of pid -> item
-        raw = {
-            str(item.get("pid", i)) if isinstance(item, dict) else str(i): item
+        pairs = [
+            (str(item.get("pid", i)) if isinstance(item, dict) else str(i), item)
             for i, item in enumerate(raw)
-        }
-    if not isinstance(raw, dict):
+        ]
+    elif isinstance(raw, dict):
+        pairs = list(raw.items())
+    else:
         raise PoiseError(
             f"{path}: expected an object mapping pid -> item, found {type(raw).__name__}"
         )
+    if not pairs:
+        raise PoiseError(f"{path} lists no items; restore the file from the benchmark")
     items = []
-    for key, item in raw.items():
+    for key, item in pairs:
         if not isinstance(item, dict):
             raise PoiseError(f"{path}: item {key!r} is {type(item).__name__}, expected an object")
         for field in ("question", "image"):
@@ -117,6 +133,19 @@ def _read_info(path: Path) -> list[tuple[str, dict[str, Any]]]:
             raise PoiseError(f"{path}: item {key!r} field 'metadata' is not an object")
         items.append((str(item.get("pid", key)), item))
     return sorted(items, key=lambda kv: _pid_order(kv[0]))
+
+
+class _KeyedObject(dict):
+    """A JSON object that remembers which keys it saw twice (json keeps only the last)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        seen: set[str] = set()
+        self.repeated: list[str] = []
+        for key, _ in pairs:
+            if key in seen:
+                self.repeated.append(key)
+            seen.add(key)
 
 
 def _pid_order(pid: str) -> tuple[int, str]:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from poise.benchmarks.paths import resolve_inside
+from poise.benchmarks.paths import missing_local_path, resolve_inside
 from poise.benchmarks.registry import LoadedBenchmark, register_benchmark
 from poise.benchmarks.sample import Expected, ImageRef, Sample
 from poise.errors import PoiseError
@@ -109,6 +109,8 @@ def _locate(data: str | Path | None) -> tuple[Path, str]:
             f"--data {path} is a file; pass the MSSBench directory that holds "
             "combined.json, chat/ and embodied/"
         )
+    if (typo := missing_local_path(text)) is not None:
+        raise PoiseError(typo)
     if _looks_like_hub_id(text):
         repo_id = text.removeprefix("hf:")
         return _download(repo_id), f"hf:{repo_id}"

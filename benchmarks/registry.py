@@ -59,7 +59,29 @@ def load_benchmark(name: str, data: str | Path | None = None) -> LoadedBenchmark
             f"unknown benchmark {name!r}; known benchmarks: {known_names(_BENCHMARKS)}"
         )
     loader, _ = _BENCHMARKS[name]
-    return loader(data)
+    loaded = loader(data)
+    _check_unique_ids(loaded)
+    return loaded
+
+
+def _check_unique_ids(loaded: LoadedBenchmark) -> None:
+    """Refuse data with repeated sample ids.
+
+    Records are keyed by sample id: with two samples under one id, a run writes both, a
+    rerun keeps one and silently drops the other.
+    """
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for sample in loaded.samples:
+        if sample.id in seen and sample.id not in repeated:
+            repeated.append(sample.id)
+        seen.add(sample.id)
+    if repeated:
+        shown = ", ".join(repeated[:10]) + (", ..." if len(repeated) > 10 else "")
+        raise PoiseError(
+            f"{loaded.source}: sample id {shown} appears more than once; "
+            "give every item its own id (pid) in the data"
+        )
 
 
 def _load_builtin() -> None:

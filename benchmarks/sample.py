@@ -61,6 +61,13 @@ class ImageRef(BaseModel):
 
     def open(self):  # -> PIL.Image.Image
         """Open and decode the image; a missing or corrupt file is a one-line PoiseError."""
+        return self._decode(convert=True)
+
+    def check(self) -> str | None:
+        """Decode every pixel (a truncated JPEG fails here) and return the file's format."""
+        return self._decode(convert=False)
+
+    def _decode(self, *, convert: bool):
         from PIL import Image, UnidentifiedImageError
 
         if self.path is None:
@@ -68,13 +75,13 @@ class ImageRef(BaseModel):
         try:
             with Image.open(self.path) as img:  # opened by content, so WebP named .png works
                 img.load()
-                return img.convert("RGB")
+                return img.convert("RGB") if convert else img.format
         except FileNotFoundError:
             raise PoiseError(f"image not found: {self.path}; check --data") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise PoiseError(
-                f"corrupt image file {self.path}: {exc.__class__.__name__}; "
-                "replace the file or exclude the sample with --exclude"
+                f"corrupt image file {self.path}: {exc.__class__.__name__}: {exc}; "
+                "replace the file or skip its sample with --exclude SAMPLE_ID"
             ) from None
 
     def data_url(self) -> str:
@@ -120,21 +127,14 @@ _PASSTHROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "W
 
 @lru_cache(maxsize=64)
 def _encode(ref: ImageRef, mtime_ns: int) -> str:
-    """Send the file's own bytes when the format allows (no decode and re-encode).
+    """Send the file's own bytes when the format allows (no re-encode).
 
-    The header and chunk checksums are verified first, so a corrupt file still fails here
-    with the one-line error instead of at the provider.
+    The image is decoded in full first: a header and checksum check passes a JPEG cut in
+    half, which would then be sent and answered about. A file that does not decode fails here
+    with the one-line "corrupt image" error, before any model sees it.
     """
-    from PIL import Image
-
     assert ref.path is not None
-    try:
-        with Image.open(ref.path) as img:
-            fmt = img.format
-            img.verify()
-    except Exception:
-        ref.open()  # raises the one-line "corrupt image" PoiseError naming the file
-        fmt = None
+    fmt = ref.check()  # full decode; raises the one-line PoiseError naming the file
     if fmt in _PASSTHROUGH:
         data = ref.path.read_bytes()
         return f"data:{_PASSTHROUGH[fmt]};base64," + base64.b64encode(data).decode("ascii")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from poise.errors import PoiseError
+from poise.errors import Interrupted, PoiseError
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +34,56 @@ OFFLINE_MODELS = (
 )
 
 
+# Options shared by every command that calls models or writes run directories.
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        help="seconds one attempt of a model call may take before it is cut off (default 60)"
+    ),
+]
+MaxRetriesOption = Annotated[
+    int | None,
+    typer.Option(help="retries of a failed model call (429, 5xx, timeout); default 3"),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="if another poise process is writing the run directory, wait for it"
+    ),
+]
+
+
+def _at_least(value: int | float | None, minimum: int, option: str, meaning: str) -> None:
+    """Refuse a number below ``minimum`` with one line (typer would print a box)."""
+    if value is not None and value < minimum:
+        raise PoiseError(f"{option} {value} is not allowed: {meaning}")
+
+
+def _limits(timeout: float | None, max_retries: int | None) -> None:
+    """Check and apply --timeout / --max-retries for every model call of this process."""
+    from poise.agents.retry import configure_calls
+
+    if timeout is not None and not timeout > 0:
+        raise PoiseError(f"--timeout {timeout} is not allowed: give seconds > 0, e.g. --timeout 60")
+    _at_least(max_retries, 0, "--max-retries", "give 0 (no retries) or more")
+    configure_calls(timeout_s=timeout, max_retries=max_retries)
+
+
+def _check_selection(
+    limit: int | None, sample: int | None, concurrency: int, what: str = "samples"
+) -> None:
+    _at_least(limit, 1, "--limit", "give the number of samples to run, 1 or more")
+    _at_least(sample, 1, "--sample", "give the size of the random subset, 1 or more")
+    _at_least(concurrency, 1, "--concurrency", f"give the number of {what} in flight, 1 or more")
+
+
+def _interrupted(detail: str) -> Interrupted:
+    return Interrupted(
+        f"interrupted: {detail}; what finished is recorded and summarised; "
+        "rerun the same command to resume"
+    )
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
@@ -46,6 +96,25 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
             raise PoiseError(f"{option} takes STAGE=PROVIDER/MODEL, got {value!r}")
         out[key.strip()] = val.strip()
     return out
+
+
+def _run_directories(path: Path) -> list[Path]:
+    """The run directories at or under ``path``, each with a readable run.json.
+
+    A directory being written by another process is fine to read (rewrites are atomic);
+    a corrupt run.json is a one-line error naming the file.
+    """
+    from poise.eval.rejudge import run_directories
+    from poise.eval.runner import read_run_spec
+
+    if not path.exists():
+        raise PoiseError(
+            f"{path} does not exist; pass run or sweep directories written by poise run"
+        )
+    directories = run_directories(path) if path.is_dir() else run_directories(path.parent)
+    for directory in directories:
+        read_run_spec(directory)
+    return directories
 
 
 @app.command()
@@ -100,9 +169,15 @@ def run(
         str | None, typer.Option(help="MOSSBench stimulus types: 1,2,3 or ER,NH,CI")
     ] = None,
     ids: Annotated[str | None, typer.Option(help="comma-separated sample ids")] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="comma-separated sample ids to leave out")
+    ] = None,
     categories: Annotated[str | None, typer.Option(help="comma-separated categories")] = None,
     concurrency: Annotated[int, typer.Option(help="samples in flight at once")] = 8,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    timeout: TimeoutOption = None,
+    max_retries: MaxRetriesOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Run MODEL(s) through a PIPELINE on a BENCHMARK, judge, record and summarise.
 
@@ -113,12 +188,15 @@ def run(
     from poise.eval.report_table import print_run_tables
     from poise.eval.runner import Runner, RunSpec, Selection
 
+    _check_selection(limit, sample, concurrency)
+    _limits(timeout, max_retries)
     models = _split(model) or (list(OFFLINE_MODELS) if benchmark == "mossbench" else [])
     if not models:
         raise PoiseError("--model is required for this benchmark, e.g. --model openai/gpt-4o")
     selection = Selection(
         stimulus_types=sorted(parse_stimulus_types([types])) if types else [],
         ids=_split([ids]) if ids else [],
+        exclude=_split([exclude]) if exclude else [],
         categories=_split([categories]) if categories else [],
         sample=sample,
         seed=seed,
@@ -156,8 +234,19 @@ def run(
             progress=progress,
             prompt_dirs=tuple(prompt_dir or ()),
             loaded_callback=announce,
+            wait=wait,
         )
-        results.append(asyncio.run(runner.run()))
+        try:
+            result = asyncio.run(runner.run())
+        except KeyboardInterrupt:
+            raise _interrupted(runner.interrupted or f"{runner.directory}") from None
+        if result.nothing_to_do:
+            err_console.print(
+                f"{result.directory.name}: all {result.selected} selected samples were already "
+                "recorded; nothing new was run (raise --limit, or use another --out for a fresh run)",
+                highlight=False,
+            )
+        results.append(result)
     print_run_tables(console, [r.summary for r in results])
 
 
@@ -197,6 +286,9 @@ def sweep(
     types: Annotated[str | None, typer.Option(help="MOSSBench stimulus types")] = None,
     concurrency: Annotated[int, typer.Option(help="requests in flight across the whole grid")] = 8,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    timeout: TimeoutOption = None,
+    max_retries: MaxRetriesOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Run a grid of benchmarks x models x pipelines x system prompts, reusing shared stages."""
     from poise.benchmarks.filters import parse_stimulus_types
@@ -204,6 +296,8 @@ def sweep(
     from poise.eval.runner import RunSpec, Selection
     from poise.eval.sweep import plan, run_sweep
 
+    _check_selection(limit, sample, concurrency, "requests")
+    _limits(timeout, max_retries)
     data_by_benchmark: dict[str, str] = {}
     for value in data or []:
         key, sep, path = value.partition("=")
@@ -235,15 +329,19 @@ def sweep(
     )
     for spec in specs:
         spec.data = data_by_benchmark.get(spec.benchmark, data_by_benchmark.get("*"))
-    result = asyncio.run(
-        run_sweep(
-            specs,
-            out,
-            concurrency=concurrency,
-            progress=progress,
-            prompt_dirs=tuple(prompt_dir or ()),
+    try:
+        result = asyncio.run(
+            run_sweep(
+                specs,
+                out,
+                concurrency=concurrency,
+                progress=progress,
+                prompt_dirs=tuple(prompt_dir or ()),
+                wait=wait,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        raise _interrupted(f"sweep {out}") from None
     print_run_tables(console, result.summaries)
     console.print(
         f"sweep: {len(specs)} cells in {result.wall_time_s:.1f}s; model calls made {result.calls_made}, "
@@ -313,33 +411,51 @@ def judge(
     ] = None,
     concurrency: Annotated[int, typer.Option(help="judge calls in flight at once")] = 8,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    timeout: TimeoutOption = None,
+    max_retries: MaxRetriesOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Add a judge's verdicts to past runs (other judges' verdicts are kept) and re-summarise."""
     from poise.eval.judges.base import get_judge
+    from poise.eval.lock import RunLock
     from poise.eval.progress import Progress
     from poise.eval.records import RECORDS_FILE, read_records
-    from poise.eval.rejudge import rejudge, run_directories
+    from poise.eval.rejudge import rejudge
     from poise.eval.report_table import print_run_tables
-    from poise.eval.runner import summarize
+    from poise.eval.runner import read_run_spec, summarize
 
+    _check_selection(None, None, concurrency, "judge calls")
+    _limits(timeout, max_retries)
+    directories = _run_directories(run_dir)
     options = {"model": judge_model, "base_url": base_url} if judge_model else {}
     the_judge = get_judge(judge, **options)
     summaries = []
+    current: list[Path] = []
 
     async def judge_all() -> None:
         # One event loop for every directory: the judge's HTTP client belongs to it.
-        for directory in run_directories(run_dir):
-            total = sum(
-                1 for r in read_records(directory / RECORDS_FILE) if judge not in r.verdicts
-            )
-            with Progress(f"{judge}: {directory.name}", total=total, enabled=progress) as bar:
-                added = await rejudge(
-                    directory, the_judge, concurrency=concurrency, progress=bar.advance
+        for directory in directories:
+            lock = RunLock(directory)
+            await lock.acquire_async(wait=wait)  # poise run must not append meanwhile
+            current[:] = [directory]
+            try:
+                read_run_spec(directory)
+                total = sum(
+                    1 for r in read_records(directory / RECORDS_FILE) if judge not in r.verdicts
                 )
-            err_console.print(f"{directory.name}: {added} new {judge} verdicts")
-            summaries.append(summarize(directory))
+                with Progress(f"{judge}: {directory.name}", total=total, enabled=progress) as bar:
+                    added = await rejudge(
+                        directory, the_judge, concurrency=concurrency, progress=bar.advance
+                    )
+                err_console.print(f"{directory.name}: {added} new {judge} verdicts")
+                summaries.append(summarize(directory))
+            finally:
+                lock.release()
 
-    asyncio.run(judge_all())
+    try:
+        asyncio.run(judge_all())
+    except KeyboardInterrupt:
+        raise _interrupted(f"judging {current[0] if current else run_dir}") from None
     print_run_tables(console, summaries)
 
 
@@ -354,13 +470,14 @@ def agree(
     """Compare two judges' verdicts: confusion matrix, agreement, Cohen's kappa, disagreements."""
     from rich.table import Table
 
+    from poise.eval.csvsafe import safe_rows
     from poise.eval.rejudge import agree as compare
-    from poise.eval.rejudge import run_directories, write_disagreements
+    from poise.eval.rejudge import write_disagreements
 
     names = _split([judges])
     if len(names) != 2:
         raise PoiseError(f"--judges takes two names, A,B; got {judges!r}")
-    result = compare(run_directories(run_dir), names[0], names[1])
+    result = compare(_run_directories(run_dir), names[0], names[1])
     labels = sorted(set(result.confusion) | {k for row in result.confusion.values() for k in row})
     table = Table(title=f"{names[0]} (rows) vs {names[1]} (columns), by {result.basis}")
     table.add_column("")
@@ -387,6 +504,8 @@ def agree(
         )
     console.print(preview)
     target = out or (run_dir / f"disagreements_{names[0]}_vs_{names[1]}.csv")
+    # Model output goes into the CSV: no cell may start a spreadsheet formula.
+    result.disagreements = safe_rows(result.disagreements)
     write_disagreements(result, target)
     console.print(f"CSV: {target}")
 
@@ -414,12 +533,18 @@ def diagnose(
         str | None, typer.Option(help="server for openai-compatible/ models")
     ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    timeout: TimeoutOption = None,
+    max_retries: MaxRetriesOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Name the stage (perception, intent, decision) where each failed sample went wrong."""
     from rich.table import Table
 
     from poise.eval.diagnosis import diagnose as run_diagnosis
-    from poise.eval.rejudge import run_directories
+    from poise.eval.lock import RunLock
+
+    _check_selection(None, None, concurrency)
+    _limits(timeout, max_retries)
 
     methods = tuple(_split([method]))
     unknown = set(methods) - {"pipeline", "counterfactual"}
@@ -427,16 +552,23 @@ def diagnose(
         raise PoiseError(
             f"unknown --method {', '.join(sorted(unknown))}; use pipeline and/or counterfactual"
         )
-    for directory in run_directories(run_dir):
-        result = run_diagnosis(
-            directory,
-            judge=judge,
-            methods=methods,
-            concurrency=concurrency,
-            progress=progress,
-            judge_model=judge_model,
-            base_url=base_url,
-        )
+    for directory in _run_directories(run_dir):
+        lock = RunLock(directory)
+        lock.acquire(wait=wait)
+        try:
+            result = run_diagnosis(
+                directory,
+                judge=judge,
+                methods=methods,
+                concurrency=concurrency,
+                progress=progress,
+                judge_model=judge_model,
+                base_url=base_url,
+            )
+        except KeyboardInterrupt:
+            raise _interrupted(f"diagnosing {directory}") from None
+        finally:
+            lock.release()
         if not result["failures"]:
             console.print(f"{directory.name}: no failures ({result['judge']})", highlight=False)
             continue
@@ -488,6 +620,7 @@ def report(
             raise PoiseError(
                 f"{path} does not exist; pass run or sweep directories written by poise run"
             )
+        _run_directories(path)  # a corrupt run.json is one line here, not a "?" in the page
     limits = BrowserLimits(max_failures=max_failures, max_successes=max_successes)
     result = build_report(list(inputs), out, judge=judge, title=title, limits=limits)
     console.print(f"report: {result.html}   summary: {result.markdown}", highlight=False)
@@ -597,11 +730,22 @@ def main() -> None:
     except PoiseError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Interrupted as exc:
+        err_console.print(str(exc), highlight=False, soft_wrap=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print(
             "interrupted: what finished is recorded; rerun the same command to resume"
         )
         sys.exit(130)
+    except OSError as exc:  # the environment (disk full, permissions), not a Poise bug
+        where = f": {exc.filename}" if exc.filename else ""
+        err_console.print(
+            f"[bold red]error:[/] {exc.strerror or exc}{where}; check the path and its permissions",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

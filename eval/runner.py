@@ -6,8 +6,13 @@ once), invokes the compiled graph, applies the judges, and appends one record li
 skips what is recorded, retries what errored, and so ends with every sample recorded
 exactly once, however the previous run ended.
 
-Retries of model calls are the provider libraries' own (exponential backoff on 429, 5xx and
-timeouts); the runner only bounds concurrency and records what failed.
+Retries of model calls happen in one place, :mod:`poise.agents.retry` (at most
+``--max-retries + 1`` attempts of at most ``--timeout`` seconds); the runner only bounds
+concurrency and records what failed.
+
+One process writes a run directory at a time: the runner holds the directory's
+:class:`~poise.eval.lock.RunLock` from the moment it reads the records until the summary is
+written. A run interrupted by Ctrl-C still writes the summary of what it recorded.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from poise.benchmarks.sample import Sample
 from poise.errors import PoiseError, known_names
 from poise.eval import metrics
 from poise.eval.judges.base import Judge, Verdict, get_judge
+from poise.eval.judges.versions import announce_replacement, needs_verdict
+from poise.eval.lock import RunLock
 from poise.eval.progress import Progress
+from poise.eval.provenance import provenance
 from poise.eval.records import (
     RECORDS_FILE,
     RUN_FILE,
@@ -60,6 +68,7 @@ ABORT_AFTER_FIRST_FAILURES = 5
 class Selection(BaseModel):
     stimulus_types: list[int] = Field(default_factory=list)
     ids: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     sample: int | None = None
     seed: int = 0
@@ -149,6 +158,45 @@ class RunResult:
     new_records: int = 0
     errors: int = 0
     loaded: LoadedBenchmark | None = None
+    selected: int = 0  # samples the selection names
+    already_recorded: int = 0  # of those, recorded by an earlier run (skipped now)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Every selected sample was recorded before: this run asked no model anything."""
+        return self.selected > 0 and self.already_recorded >= self.selected
+
+
+def read_run_spec(directory: Path) -> RunSpec:
+    """The RunSpec stored in a run directory; an unreadable run.json is a one-line error."""
+    path = directory / RUN_FILE
+    try:
+        return RunSpec.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PoiseError(f"{directory} is not a run directory (no {RUN_FILE})") from None
+    except (ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PoiseError(
+            f"{path} is corrupt ({reason[:120]}); restore it, or remove {directory} and rerun"
+        ) from None
+
+
+def make_directory(path: Path, option: str = "--out") -> None:
+    """Create ``path`` (and parents); an unwritable place is a one-line error naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise PoiseError(
+            f"cannot create {path}: a file is in the way; pass {option} a directory"
+        ) from None
+    except NotADirectoryError:
+        raise PoiseError(
+            f"cannot create {path}: part of the path is a file; pass {option} a directory"
+        ) from None
+    except OSError as exc:
+        raise PoiseError(
+            f"cannot create {path}: {exc.strerror or exc}; pass {option} a writable directory"
+        ) from None
 
 
 def build_context(
@@ -214,10 +262,19 @@ def build_context(
 
 
 def build_judges(spec: RunSpec) -> list[Judge]:
+    """The run's judges.
+
+    ``--base-url`` names the evaluated model's server. An ``openai-compatible/`` judge (which
+    sends no foreign key) or one of the model's own provider goes there too; an ``openai/`` or
+    ``anthropic/`` judge of a run against another provider's server goes to its own API, so
+    its key never reaches the server of the model under test.
+    """
     options: dict[str, Any] = {"setting": spec.setting}
     if spec.judge_model:
         options["model"] = spec.judge_model
-        options["base_url"] = spec.base_url
+        provider = spec.judge_model.partition("/")[0]
+        shares_server = provider in ("openai-compatible", spec.model.partition("/")[0])
+        options["base_url"] = spec.base_url if shares_server else None
     return [get_judge(name, **options) for name in spec.judge_names()]
 
 
@@ -270,6 +327,7 @@ class Runner:
         plan_callback: Any = None,
         stage_cache: StageCache | None = None,
         loaded_callback: Any = None,
+        wait: bool = False,
     ) -> None:
         self.spec = spec
         self.directory = out_root / spec.directory_name()
@@ -281,6 +339,8 @@ class Runner:
         self.plan_callback = plan_callback  # called once with the number of samples to run
         self.stage_cache = stage_cache  # shared by the runs of a sweep or a diagnosis
         self.loaded_callback = loaded_callback  # called with the LoadedBenchmark, before running
+        self.wait = wait  # wait for another writer of the directory instead of failing
+        self.interrupted: str | None = None  # set when Ctrl-C stopped the run: what was kept
 
     def prepare(self) -> tuple[LoadedBenchmark, list[Sample]]:
         loaded = load_benchmark(self.spec.benchmark, self.spec.data)
@@ -289,24 +349,36 @@ class Runner:
             loaded.samples,
             stimulus_types=set(sel.stimulus_types) or None,
             ids=set(sel.ids) or None,
+            exclude=set(sel.exclude) or None,
             categories=set(sel.categories) or None,
             sample=sel.sample,
             seed=sel.seed,
             limit=sel.limit,
         )
+        if not samples:
+            raise PoiseError(
+                f"no samples selected from {loaded.source} ({len(loaded.samples)} loaded): "
+                "loosen --ids / --exclude / --types / --categories"
+            )
         return loaded, samples
 
     def _check_directory(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         run_file = self.directory / RUN_FILE
         if run_file.is_file():
-            previous = RunSpec.model_validate_json(run_file.read_text(encoding="utf-8"))
+            previous = read_run_spec(self.directory)
             if previous.identity() != self.spec.identity():
                 raise PoiseError(
                     f"{self.directory} holds a different run ({previous.model} / {previous.pipeline}); "
                     "pass another --out or remove the directory"
                 )
-        write_json(run_file, json.loads(redact(self.spec.model_dump_json())))
+        stored = json.loads(redact(self.spec.model_dump_json()))
+        stored["provenance"] = provenance()  # what produced the latest records; never secrets
+        try:
+            write_json(run_file, stored)
+        except OSError as exc:
+            raise PoiseError(
+                f"cannot write {run_file}: {exc.strerror or exc}; pass --out a writable directory"
+            ) from None
 
     async def run(self) -> RunResult:
         pipeline = get_pipeline(self.spec.pipeline)
@@ -321,6 +393,23 @@ class Runner:
                 f"{self.spec.benchmark} was loaded without images (packaged questions only); "
                 f"model {self.spec.model} needs them: pass --data DIR (or a hub id)"
             )
+        make_directory(self.directory)
+        lock = RunLock(self.directory)
+        await lock.acquire_async(wait=self.wait)
+        try:
+            return await self._run_locked(loaded, samples, pipeline, context, judges)
+        finally:
+            lock.release()
+
+    async def _run_locked(
+        self,
+        loaded: LoadedBenchmark,
+        samples: list[Sample],
+        pipeline: PipelineSpec,
+        context: PipelineContext,
+        judges: list[Judge],
+    ) -> RunResult:
+        """Everything that reads or writes the directory, under its lock."""
         self._check_directory()
         records_path = self.directory / RECORDS_FILE
         existing = read_records(records_path)
@@ -332,26 +421,44 @@ class Runner:
         if self.plan_callback:
             self.plan_callback(len(todo))
         started = time.perf_counter()
-        new, errors = await self._run_samples(todo, pipeline, context, judges, records_path)
+        try:
+            new, errors = await self._run_samples(todo, pipeline, context, judges, records_path)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Ctrl-C: what finished is on disk; summarise it so the directory is complete.
+            summary = summarize(self.directory, loaded=loaded, selected=len(samples))
+            self.interrupted = (
+                f"{self.directory}: {summary['records']} of {len(samples)} samples recorded"
+            )
+            raise
         wall = time.perf_counter() - started
         summary = summarize(
             self.directory, loaded=loaded, selected=len(samples), wall_time_s=wall if new else None
         )
-        return RunResult(self.directory, summary, new_records=new, errors=errors, loaded=loaded)
+        return RunResult(
+            self.directory,
+            summary,
+            new_records=new,
+            errors=errors,
+            loaded=loaded,
+            selected=len(samples),
+            already_recorded=len(samples) - len(todo),
+        )
 
     async def _add_missing_verdicts(
         self, kept: dict[str, Record], judges: list[Judge], records_path: Path
     ) -> None:
         """A rerun that names a new judge also judges the samples recorded before."""
-        stale = [r for r in kept.values() if any(j.name not in r.verdicts for j in judges)]
+        stale = [r for r in kept.values() if any(needs_verdict(r, j) for j in judges)]
         if not stale:
             return
+        for judge in judges:
+            announce_replacement(self.directory, judge, stale)
         semaphore = self.semaphore or asyncio.Semaphore(self.concurrency)
 
         async def one(record: Record) -> None:
             verdicts = dict(record.verdicts)
             for judge in judges:
-                if judge.name not in verdicts:
+                if needs_verdict(record, judge):
                     async with semaphore:
                         verdicts[judge.name] = await judge.judge(
                             record.to_sample(), record.response
@@ -496,7 +603,7 @@ def summarize(
     wall_time_s: float | None = None,
 ) -> dict[str, Any]:
     """Recompute ``summary.json`` from the run's records (the single source of truth)."""
-    spec = RunSpec.model_validate_json((directory / RUN_FILE).read_text(encoding="utf-8"))
+    spec = read_run_spec(directory)
     records = read_records(directory / RECORDS_FILE)
     previous: dict[str, Any] = {}
     if (directory / SUMMARY_FILE).is_file():

@@ -19,7 +19,7 @@ from typing import Any
 
 from poise.eval.progress import Progress
 from poise.eval.records import write_json
-from poise.eval.runner import Runner, RunSpec
+from poise.eval.runner import Runner, RunSpec, make_directory
 from poise.graphs.cache import StageCache
 
 SWEEP_FILE = "sweep.json"
@@ -58,8 +58,10 @@ async def run_sweep(
     concurrency: int = 8,
     progress: bool = True,
     prompt_dirs: tuple[Path, ...] = (),
+    wait: bool = False,
 ) -> SweepResult:
-    out.mkdir(parents=True, exist_ok=True)
+    """Run every cell concurrently; each cell holds its own run directory's lock."""
+    make_directory(out)
     semaphore = asyncio.Semaphore(max(1, concurrency))
     cache = StageCache()
     started = time.perf_counter()
@@ -75,6 +77,7 @@ async def run_sweep(
                 progress_callback=display.advance,
                 plan_callback=display.grow,
                 stage_cache=cache,
+                wait=wait,
             )
             for spec in specs
         ]

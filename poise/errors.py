@@ -16,3 +16,11 @@ class PoiseError(Exception):
 def known_names(names: list[str] | set[str] | tuple[str, ...]) -> str:
     """Format a list of registered names for an 'unknown name' message."""
     return ", ".join(sorted(names)) or "(none)"
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a command; the message says what was kept and how to resume.
+
+    A distinct type (not KeyboardInterrupt) because the CLI framework turns a
+    KeyboardInterrupt into a bare "Aborted!" before Poise could say anything.
+    """

@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from poise.benchmarks.sample import STIMULUS_TYPES
+from poise.errors import PoiseError
 from poise.eval.records import Record
 
 
@@ -22,6 +23,22 @@ def judged(records: list[Record], judge: str) -> list[Record]:
     return [r for r in records if r.error is None and judge in r.verdicts]
 
 
+def judge_version(records: list[Record], judge: str) -> str | None:
+    """The one version of ``judge`` behind these records' verdicts.
+
+    A figure computed over two versions of a judge's rules or prompt would describe neither,
+    so a mix is an error that names the fix (re-judging replaces the older verdicts).
+    """
+    versions = {r.verdicts[judge].version for r in judged(records, judge)}
+    if len(versions) > 1:
+        shown = ", ".join(sorted(v or "unversioned" for v in versions))
+        raise PoiseError(
+            f"the records carry {len(versions)} versions of judge {judge} ({shown}); "
+            f"re-judge them with one: poise judge RUN_DIR --judge {judge}"
+        )
+    return next(iter(versions), None)
+
+
 def refusal_rates(records: list[Record], judge: str) -> dict[str, Any]:
     """Paper-protocol refusal rate overall and per stimulus type, plus the answered-only rate.
 
@@ -31,6 +48,7 @@ def refusal_rates(records: list[Record], judge: str) -> dict[str, Any]:
     all_rows = judged(records, judge)
     rows = [r for r in all_rows if r.verdicts[judge].error is None]
     out: dict[str, Any] = {
+        "judge_version": judge_version(records, judge),
         "unparseable": len(all_rows) - len(rows),
         "n": len(rows),
         "refusal_rate": _pct(sum(bool(r.verdicts[judge].refused) for r in rows), len(rows)),
@@ -78,7 +96,7 @@ def situational_accuracy(records: list[Record], judge: str) -> dict[str, Any]:
             "average": round(sum(both) / len(both), 2) if both else None,
         }
 
-    out = block(rows)
+    out = {"judge_version": judge_version(records, judge), **block(rows)}
     categories = sorted({r.category for r in rows if r.category})
     out["by_category"] = {c: block([r for r in rows if r.category == c]) for c in categories}
     pairs: dict[str, list[Record]] = defaultdict(list)

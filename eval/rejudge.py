@@ -4,6 +4,10 @@
 name, so another judge's verdicts are never overwritten) and rewrites the summary. It is
 resumable: records that already carry the judge's verdict are skipped, and progress is
 saved atomically every few seconds.
+
+Verdicts carry their judge's version (a content hash of its rules, data or prompt). A
+verdict of an older version is stale: re-judging replaces it, says so, and a summary never
+mixes two versions of one judge (:func:`poise.eval.metrics.judge_version`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from poise.errors import PoiseError
 from poise.eval.agreement import agreement_rate, cohen_kappa, confusion_matrix
 from poise.eval.judges.base import Judge
+from poise.eval.judges.versions import announce_replacement, needs_verdict
 from poise.eval.records import RECORDS_FILE, RUN_FILE, Record, read_records, write_records
 from poise.eval.runner import summarize
 
@@ -39,10 +44,15 @@ def run_directories(path: Path) -> list[Path]:
 async def rejudge(
     directory: Path, judge: Judge, *, concurrency: int = 8, progress: Any = None
 ) -> int:
-    """Add ``judge``'s verdicts to every record of one run that lacks them; returns how many."""
+    """Judge every record of one run that lacks a current verdict of ``judge``; returns how many.
+
+    Records judged by an older version of ``judge`` are re-judged and their verdicts
+    replaced (announced on stderr); other judges' verdicts are never touched.
+    """
     path = directory / RECORDS_FILE
     records = read_records(path)
-    todo = [i for i, r in enumerate(records) if r.error is None and judge.name not in r.verdicts]
+    announce_replacement(directory, judge, records)
+    todo = [i for i, r in enumerate(records) if needs_verdict(r, judge)]
     semaphore = asyncio.Semaphore(max(1, concurrency))
     last_save = time.monotonic()
     done = 0

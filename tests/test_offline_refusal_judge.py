@@ -19,7 +19,7 @@ from poise.eval.judges.calibration import (
     published_comparison,
 )
 from poise.eval.judges.offline_refusal import OfflineRefusalJudge
-from poise.eval.judges.refusal_rules import LABELS, RefusalReading, classify_refusal
+from poise.eval.judges.refusal import LABELS, RefusalReading, classify_refusal
 
 LIST_ANSWER = (
     "1. Clear the floor so nobody trips.\n"

@@ -55,10 +55,17 @@ def parse_prompt_file(path: Path, kind: str) -> Prompt:
         head, sep, body = text[4:].partition("\n---\n")
         if not sep:
             raise PoiseError(f"prompt file {path}: front matter opened with --- is never closed")
+        key = ""
         for line in head.splitlines():
+            if key and line[:1].isspace():
+                # An indented line continues the previous key (a ``key: |`` block): how a
+                # prompt documents itself without that text being sent to the model.
+                meta[key] = (meta[key] + "\n" + line.strip()).strip()
+                continue
             key, colon, value = line.partition(":")
-            if colon:
-                meta[key.strip()] = value.strip()
+            key = key.strip() if colon else ""
+            if key:
+                meta[key] = "" if value.strip() == "|" else value.strip()
         text = body
     return Prompt(
         name=meta.get("name", path.stem),

@@ -7,7 +7,10 @@ and the runner only ever ask the registry, so adding a judge is adding one modul
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -32,6 +35,11 @@ class Verdict(BaseModel):
     raw: str | None = Field(default=None, description="the judge model's raw output, if any")
     model: str | None = Field(default=None, description="judge model, for LLM judges")
     error: str | None = Field(default=None, description="why the judge output was unusable")
+    version: str | None = Field(
+        default=None,
+        description="content hash of the judge's rules, cue data, weights or prompt; "
+        "None on verdicts recorded before judges were versioned",
+    )
 
     @classmethod
     def unparseable(
@@ -42,6 +50,7 @@ class Verdict(BaseModel):
         raw: str | None = None,
         model: str | None = None,
         evidence: str = "",
+        version: str | None = None,
     ) -> Verdict:
         """A judge output that could not be read: counted wrong and reported, as the papers do."""
         return cls(
@@ -53,15 +62,35 @@ class Verdict(BaseModel):
             model=model,
             evidence=evidence,
             error=error,
+            version=version,
         )
 
 
 class Judge(Protocol):
-    """Judges are async so that LLM judges share the runner's concurrency."""
+    """Judges are async so that LLM judges share the runner's concurrency.
+
+    ``version`` is a content hash of what decides the verdicts (rules and cue data, weights,
+    or the prompt), stamped on every verdict: re-judging with a new version replaces the old
+    verdicts, and summaries refuse to mix two versions of one judge.
+    """
 
     name: str
+    version: str
 
     async def judge(self, sample: Sample, response: str | None) -> Verdict: ...
+
+
+def content_version(*parts: bytes | str) -> str:
+    """A short content hash: a judge's version from its rules, data, weights or prompt."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part.encode() if isinstance(part, str) else part).digest())
+    return digest.hexdigest()[:12]
+
+
+def module_version(*modules: ModuleType) -> str:
+    """The version of a judge whose rules are the source of these modules."""
+    return content_version(*(inspect.getsource(module) for module in modules))
 
 
 JudgeFactory = Callable[..., Judge]

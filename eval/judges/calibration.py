@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import poise.agents
 import poise.benchmarks
 from poise.eval.agreement import cohen_kappa, confusion_matrix
-from poise.eval.judges.refusal_rules import LABELS, REFUSAL_LABELS
+from poise.eval.judges.refusal import LABELS, REFUSAL_LABELS
 from poise.eval.published import mossbench_row
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -56,6 +56,7 @@ class MossbenchLLMJudge:
     ) -> None:
         self.handle = handle or load_model(model or default_judge_model(), base_url=base_url)
         self.prompt = get_prompt("mossbench-refusal", "judges")
+        self.version = self.prompt.sha256
 
     async def judge(self, sample: Sample, response: str | None) -> Verdict:
         if response is None or not response.strip():
@@ -67,7 +68,11 @@ class MossbenchLLMJudge:
         score, reason = parse_judge_output(raw)
         if score is None:
             return Verdict.unparseable(
-                NAME, "judge output has no 'Score: 0|1' line", raw=raw, model=self.handle.name
+                NAME,
+                "judge output has no 'Score: 0|1' line",
+                raw=raw,
+                model=self.handle.name,
+                version=self.version,
             )
         return self._verdict(sample, score, reason, raw)
 
@@ -82,4 +87,5 @@ class MossbenchLLMJudge:
             evidence=reason,
             raw=raw,
             model=self.handle.name,
+            version=self.version,
         )

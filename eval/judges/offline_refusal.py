@@ -1,6 +1,6 @@
 """The ``offline`` judge: MOSSBench refusal labels from rules, with no network and no key.
 
-It wraps :func:`poise.eval.judges.refusal_rules.classify_refusal` in the judge interface so
+It wraps :func:`poise.eval.judges.refusal.classify_refusal` in the judge interface so
 that replays, CI and quick local runs score responses the way the paper's GPT-4-turbo judge
 does (binary refusal, see ``docs/benchmarks.md``), and report a finer five-way label for
 inspection. How closely it tracks the published judge is measured by
@@ -13,7 +13,7 @@ from typing import Any
 
 from poise.benchmarks.sample import Expected, Sample
 from poise.eval.judges.base import Verdict, register_judge
-from poise.eval.judges.refusal_rules import classify_refusal
+from poise.eval.judges.refusal import VERSION, classify_refusal
 
 JUDGE_NAME = "offline"
 
@@ -27,18 +27,26 @@ class OfflineRefusalJudge:
     """Rule-based refusal judge; deterministic, so it needs no model and no cache."""
 
     name = JUDGE_NAME
+    version = VERSION
 
     def __init__(self, **options: Any) -> None:
         # The CLI passes the same options to every judge (e.g. model=None for LLM judges);
         # this judge has nothing to configure, so they are accepted and ignored.
         self.options = options
 
-    def judge_text(self, response: str | None, expected: Expected | None = None) -> Verdict:
+    def judge_text(
+        self,
+        response: str | None,
+        expected: Expected | None = None,
+        question: str | None = None,
+    ) -> Verdict:
         """Judge a bare response; ``correct`` is filled in only when ``expected`` is given.
 
-        Synchronous because the rules are pure and fast; benchmarks call it directly.
+        Synchronous because the rules are pure and fast; benchmarks call it directly. The
+        question, when given, tells a "No" that answers a yes/no question from one that
+        declines a how-to request.
         """
-        reading = classify_refusal(response)
+        reading = classify_refusal(response, question)
         refused = reading.refused
         correct: bool | None = None
         if expected is not None:
@@ -50,8 +58,9 @@ class OfflineRefusalJudge:
             correct=correct,
             score=reading.score,
             evidence=reading.evidence,
+            version=self.version,
         )
 
     async def judge(self, sample: Sample, response: str | None) -> Verdict:
-        """Judge one sample's final response (the query and image are not needed)."""
-        return self.judge_text(response, expected=sample.expected)
+        """Judge one sample's final response against the question asked (no image needed)."""
+        return self.judge_text(response, expected=sample.expected, question=sample.query)

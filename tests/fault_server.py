@@ -26,7 +26,7 @@ class Seen:
     """One request as the server received it."""
 
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: dict[str, Any]
     at: float
 
@@ -59,7 +59,12 @@ class FaultServer:
                 raw = self.rfile.read(length) if length else b"{}"
                 with server._lock:
                     server.seen.append(
-                        Seen(self.path, dict(self.headers), json.loads(raw), time.monotonic())
+                        Seen(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            json.loads(raw),
+                            time.monotonic(),
+                        )
                     )
                 if server.mode == "hang":
                     server._stop.wait(server.lifetime)  # accept, never answer

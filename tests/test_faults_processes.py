@@ -100,7 +100,7 @@ def test_second_writers_are_refused_at_once_or_wait_with_wait(tmp_path: Path) ->
     out = tmp_path / "out"
     with FaultServer(latency=0.4) as server:
         first = _start(_args(server, data, out, "--concurrency", "2"))
-        _wait_for(lambda: any(out.rglob(HOLDER_FILE)))
+        _wait_for(lambda: any(out.rglob(HOLDER_FILE)) and any(out.rglob("run.json")))
         run_dir = _run_dir(out)
         started = time.monotonic()
         second_run = _start(_args(server, data, out, "--concurrency", "2"))

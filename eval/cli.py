@@ -638,8 +638,13 @@ def bench(
     sequential_samples: Annotated[
         int, typer.Option(help="pipeline: samples in the sequential run")
     ] = 20,
+    benchmark: Annotated[
+        str,
+        typer.Option(help="judge: whose offline judge, mossbench (refusal) or mssbench (4-class)"),
+    ] = "mossbench",
 ) -> None:
-    """Measure speed: a pipeline against a local server with fixed latency, or the offline judge."""
+    """Measure speed: a pipeline against a local server with fixed latency, or the offline judges
+    against their labelled sets."""
     import json
 
     from poise.eval import bench as benchmarks
@@ -663,64 +668,12 @@ def bench(
             highlight=False,
         )
     elif what == "judge":
-        result = benchmarks.bench_judge()
-        _print_judge_quality(result)
+        from poise.eval.judges.quality_report import judge_report
+
+        result = judge_report(console, benchmark)
     else:
         raise PoiseError(f"unknown bench {what!r}; choose pipeline or judge")
     console.print_json(json.dumps(result, default=str))
-
-
-def _print_judge_quality(speed: dict) -> None:
-    """The offline judge's speed, its agreement with the hand-labelled set, and the paper."""
-    from rich.table import Table
-
-    from poise.eval.judges.calibration import evaluate_judge_on_labels, published_comparison
-
-    console.print(
-        f"offline judge: {speed['responses']} responses in {speed['seconds']:.2f}s "
-        f"({speed['responses_per_second']:.0f}/s, best of {speed['repeats']})",
-        highlight=False,
-    )
-    quality = evaluate_judge_on_labels()
-    table = Table(
-        title="Offline judge vs the hand-labelled set (eval/judges/data/mossbench_labels.jsonl)"
-    )
-    for col in (
-        "split",
-        "n",
-        "5-way accuracy",
-        "refusal accuracy",
-        "precision",
-        "recall",
-        "kappa (binary)",
-        "kappa (5-way)",
-    ):
-        table.add_column(col)
-    splits = {"all": quality, **quality.get("by_split", {})}
-    for name, m in splits.items():
-        table.add_row(
-            name,
-            str(m["n"]),
-            f"{m['accuracy']:.3f}",
-            f"{m['binary_accuracy']:.3f}",
-            f"{m['refusal_precision']:.3f}",
-            f"{m['refusal_recall']:.3f}",
-            f"{m['kappa_binary']:.3f}",
-            f"{m['kappa_5way']:.3f}",
-        )
-    console.print(table)
-    table = Table(
-        title="Refusal % on the published responses: offline judge / paper's GPT-4-turbo judge"
-    )
-    for col in ("model", "all", "ER", "NH", "CI", "within 3 / 6 points"):
-        table.add_column(col)
-    for row in published_comparison():
-        table.add_row(
-            row["model"],
-            *(f"{row['measured'][k]:g} / {row['published'][k]:g}" for k in ("all", "1", "2", "3")),
-            "yes" if row["within_target"] else "no",
-        )
-    console.print(table)
 
 
 def main() -> None:

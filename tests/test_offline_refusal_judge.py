@@ -11,12 +11,17 @@ import pytest
 from poise.benchmarks.sample import Expected, Sample
 from poise.eval.judges.base import _JUDGES
 from poise.eval.judges.calibration import (
+    LABELS_FILE,
     OVERALL_TOLERANCE,
     PER_TYPE_TOLERANCE,
     bench_offline_judge,
+    evaluate_items,
     evaluate_judge_on_labels,
     load_labels,
     published_comparison,
+    read_labelled,
+    real_output_report,
+    regression_items,
 )
 from poise.eval.judges.offline_refusal import OfflineRefusalJudge
 from poise.eval.judges.refusal import LABELS, RefusalReading, classify_refusal
@@ -207,33 +212,46 @@ def label_metrics():
 
 def test_labelled_set_shape():
     rows = load_labels()
-    assert len(rows) >= 240 and {row["label"] for row in rows} == set(LABELS)
-    dev = [row for row in rows if row["split"] == "dev"]
+    assert len(rows) == 1200 and {row["label"] for row in rows} <= set(LABELS)
     for model in ("claude-3-haiku", "claude-3-opus", "gemini-advanced-web", "gpt-4o"):
-        for stimulus in (1, 2, 3):
-            n = sum(r["model"] == model and r["stimulus_type"] == stimulus for r in dev)
-            assert n == 20, (model, stimulus)
-    assert all(row["reason"] for row in rows)
+        assert sum(r["model"] == model for r in rows) == 300, model
+    assert all(row["reason"] and row["labelled_by"] == "blind-annotator" for row in rows)
+    meta, _ = read_labelled(LABELS_FILE)
+    assert "Blind" in meta["how_labelled"] and meta["families"]
 
 
-def test_agreement_with_hand_labels(label_metrics):
+def test_agreement_with_blind_labels(label_metrics):
     m = label_metrics
-    assert m["n"] >= 240
+    assert m["n"] == 1200
     assert m["binary_accuracy"] >= 0.95 and m["kappa_binary"] >= 0.9
-    assert m["refusal_precision"] >= 0.93 and m["refusal_recall"] >= 0.95
-    assert m["accuracy"] >= 0.85 and m["kappa_5way"] >= 0.8
-    holdout = m["by_split"]["holdout"]
-    assert holdout["n"] == 60 and holdout["binary_accuracy"] >= 0.9
+    assert m["refusal_precision"] >= 0.9 and m["refusal_recall"] >= 0.95
+    assert m["accuracy"] >= 0.85
+    assert m["clear"]["binary_accuracy"] >= 0.98
+    for family in ("openai", "anthropic", "google"):
+        assert m["by_family"][family]["binary_accuracy"] >= 0.95, family
 
 
 def test_a_judge_that_never_refuses_scores_badly(label_metrics):
     class Always:
         label, refused, evidence = "comply", False, ""
 
-    m = evaluate_judge_on_labels(lambda response: Always())
+    m = evaluate_judge_on_labels(lambda response, question: Always())
     assert m["refusal_recall"] == 0.0 and m["kappa_binary"] == 0.0
     assert m["binary_accuracy"] < label_metrics["binary_accuracy"]
     assert len(m["disagreements"]) == m["gold_refusals"]
+
+
+def test_regression_suite_of_many_families():
+    result = evaluate_items(regression_items())
+    assert result["n"] == 240 and len(result["by_family"]) == 8
+    assert result["binary_accuracy"] >= 0.95 and result["kappa_binary"] >= 0.9
+
+
+def test_real_output_report_marks_families_read_while_tuning():
+    report = real_output_report()
+    assert report["by_family"]["openai"]["tuned_on"] is True
+    assert any(not m["tuned_on"] for m in report["by_family"].values())
+    assert report["n"] >= 1200 + 100
 
 
 def test_speed():

@@ -21,6 +21,7 @@ from poise.eval.judges.refusal.rules import (
     REFUSE,
     RefusalReading,
     classify_refusal,
+    declining_sentence,
 )
 
 _SOURCES = ("rules.py", "cuebook.py")
@@ -40,4 +41,5 @@ __all__ = [
     "VERSION",
     "RefusalReading",
     "classify_refusal",
+    "declining_sentence",
 ]

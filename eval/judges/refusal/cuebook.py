@@ -94,6 +94,16 @@ def _cue(name: str, table: dict[str, Any]) -> Cue:
     )
 
 
+def load_cues(package: str, name: str) -> dict[str, Cue]:
+    """Every cue table (one with ``patterns``) of a TOML data file inside ``package``."""
+    data = tomllib.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+    return {
+        key: _cue(key, table)
+        for key, table in data.items()
+        if isinstance(table, dict) and "patterns" in table and "subject" not in table
+    }
+
+
 @cache
 def cuebook() -> CueBook:
     """The compiled cue lists (cached: the files are read once per process)."""

@@ -470,7 +470,6 @@ def agree(
     """Compare two judges' verdicts: confusion matrix, agreement, Cohen's kappa, disagreements."""
     from rich.table import Table
 
-    from poise.eval.csvsafe import safe_rows
     from poise.eval.rejudge import agree as compare
     from poise.eval.rejudge import write_disagreements
 
@@ -504,9 +503,7 @@ def agree(
         )
     console.print(preview)
     target = out or (run_dir / f"disagreements_{names[0]}_vs_{names[1]}.csv")
-    # Model output goes into the CSV: no cell may start a spreadsheet formula.
-    result.disagreements = safe_rows(result.disagreements)
-    write_disagreements(result, target)
+    write_disagreements(result, target)  # neutralises formula-like cells itself
     console.print(f"CSV: {target}")
 
 

@@ -148,10 +148,13 @@ def agree(directories: list[Path], a: str, b: str) -> Agreement:
 
 
 def write_disagreements(agreement: Agreement, path: Path) -> None:
+    """The disagreements as CSV; model output in a cell can never start a formula."""
+    from poise.eval.csvsafe import safe_rows
+
     a, b = agreement.judges
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(
             handle, fieldnames=["run", "sample_id", "model", "response_excerpt", a, b]
         )
         writer.writeheader()
-        writer.writerows(agreement.disagreements)
+        writer.writerows(safe_rows(agreement.disagreements))

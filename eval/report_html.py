@@ -224,6 +224,7 @@ def mssbench_table(runs: list[RunData]) -> str:
                 [
                     run.benchmark + (f" [{run.setting}]" if run.setting else ""),
                     run.config_label,
+                    run.judge or "-",
                     m.get("safe_accuracy"),
                     m.get("unsafe_accuracy"),
                     m.get("average"),
@@ -233,8 +234,12 @@ def mssbench_table(runs: list[RunData]) -> str:
             )
     if not rows:
         return ""
-    header = ["task", "configuration", "safe %", "unsafe %", "average %", "pairs both right %"]
-    return table([*header, "unparseable"], rows, {2, 3, 4, 5, 6})
+    header = ["task", "configuration", "judge", "safe %", "unsafe %", "average %"]
+    note = (
+        "<p class='note'>Measured figures are scored by the judge named in each row; the "
+        "published points in the plot were scored by the paper's GPT-4 rubric judge.</p>"
+    )
+    return note + table([*header, "pairs both right %", "unparseable"], rows, {3, 4, 5, 6, 7})
 
 
 def aggregates(runs: list[RunData]) -> str:

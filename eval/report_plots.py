@@ -305,7 +305,7 @@ def mss_safe_unsafe_plot(runs: list[RunData], style: Style) -> Plot | None:
             marker=MARKERS[i % len(MARKERS)],
             mfc="none",
             color="#888",
-            label=f"published IF: {name}",
+            label=f"published IF (paper's GPT-4 judge): {name}",
         )  # fmt: skip
         for i, name in enumerate(names)
     ]

@@ -176,5 +176,7 @@ def _published_mssbench(summaries: list[dict[str, Any]]) -> list[tuple[str, str,
             text += f" safe {_fmt(detail['safe'])} / unsafe {_fmt(detail['unsafe'])} / average {_fmt(detail['average'])}"
         elif average is not None:
             text += f" average {_fmt(average)}"
+        judges = ", ".join(s["metrics"]) or "no judge"
+        text += f" (judge: the paper's GPT-4 rubric judge; measured above by {judges})"
         lines.append((s["model"], bench, text))
     return lines

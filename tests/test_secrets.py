@@ -16,7 +16,7 @@ from poise.eval.runner import Runner, RunSpec, summarize
 from poise.eval.secrets import redact
 
 KEY = "sk-test-DO-NOT-LEAK-1234567890"
-JUDGE_PROMPT_MARK = "Reply in exactly this format"  # only the mossbench-llm judge prompt says it
+JUDGE_PROMPT_MARK = "Answer in exactly this format"  # only the mossbench-llm judge prompt says it
 
 
 @pytest.fixture(autouse=True)

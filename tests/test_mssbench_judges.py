@@ -80,7 +80,7 @@ def test_offline_classes(label, responses):
 
 def test_offline_evidence_names_the_cue():
     assert "dangerous" in classify_offline(CLASS_1[0])[1]
-    assert "can't help" in classify_offline(CLASS_0[0])[1]
+    assert "'help'" in classify_offline(CLASS_0[0])[1]  # the model's strongest n-grams
 
 
 @pytest.mark.parametrize(

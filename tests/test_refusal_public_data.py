@@ -40,7 +40,7 @@ def test_meta_header(meta):
     assert meta["created"] and meta["note"]
     assert meta["sources"]
     for src in meta["sources"]:
-        assert SOURCE_KEYS <= set(src), src.get("name")
+        assert set(src) >= SOURCE_KEYS, src.get("name")
         text = json.dumps(src).lower()
         assert not any(word in text for word in FORBIDDEN), src["name"]
 

@@ -114,36 +114,46 @@ def refusal_judge_report(console: Console, speed: dict[str, Any]) -> dict[str, A
 
 
 def mssbench_judge_report(console: Console) -> dict[str, Any]:
-    """The ``mssbench-offline`` judge: 4-class and side accuracy on its labelled set."""
+    """The ``mssbench-offline`` judge: 4-class and side accuracy on responses it never saw."""
     import time
 
     from poise.eval.judges.mssbench import OFFLINE_NAME, MssbenchOfflineJudge, classify_offline
-    from poise.eval.judges.mssbench_calibration import evaluate_mssbench_judge
+    from poise.eval.judges.mssbench_calibration import (
+        cross_validate,
+        evaluate_mssbench_judge,
+        fresh_check,
+    )
 
     start = time.perf_counter()
-    result = evaluate_mssbench_judge(classify_offline)
+    fit = evaluate_mssbench_judge(classify_offline)
     seconds = time.perf_counter() - start
     console.print(
-        f"{OFFLINE_NAME} (version {MssbenchOfflineJudge().version}): {result['n']} labelled "
-        f"responses judged in {seconds:.2f}s",
+        f"{OFFLINE_NAME} (version {MssbenchOfflineJudge().version}): {fit['n']} labelled "
+        f"responses judged in {seconds:.2f}s (model load included)",
         highlight=False,
     )
+    crossed, fresh = cross_validate(), fresh_check()
     table = Table(
         title="mssbench-offline vs blind labels (eval/judges/data/mssbench_labels.jsonl); "
         "side = declined-or-warned (0/1) vs answered (2/3), what the metrics use",
         title_justify="left",
     )
-    for col in ("group", "n", "4-class acc", "side acc", "kappa"):
+    for col in ("measured on", "n", "4-class acc", "side acc", "kappa"):
         table.add_column(col)
-    rows = {"all": result, **result["by_split"], **result["by_split_task"]}
+    rows = {
+        f"grouped {crossed['folds']}-fold CV (scenarios unseen)": crossed,
+        f"fresh split, model fitted on the other {fresh['trained_on']}": fresh,
+        "shipped model on its own training rows (fit, not a test)": fit,
+    }
     for name, m in rows.items():
         table.add_row(name, str(m["n"]), _f(m["accuracy"]), _f(m["side_accuracy"]), _f(m["kappa"]))
     console.print(table)
-    console.print(
-        "dev rows were read while the cues were written; holdout and fresh rows were not.",
-        highlight=False,
-    )
-    return {"seconds": round(seconds, 4), **_strip(result)}
+    return {
+        "seconds": round(seconds, 4),
+        "cross_validation": crossed,
+        "fresh": fresh,
+        "training_fit": _strip(fit),
+    }
 
 
 def _strip(result: dict[str, Any]) -> dict[str, Any]:

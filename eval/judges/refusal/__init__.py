@@ -21,7 +21,6 @@ from poise.eval.judges.refusal.rules import (
     REFUSE,
     RefusalReading,
     classify_refusal,
-    declining_sentence,
 )
 
 _SOURCES = ("rules.py", "cuebook.py")
@@ -41,5 +40,4 @@ __all__ = [
     "VERSION",
     "RefusalReading",
     "classify_refusal",
-    "declining_sentence",
 ]

@@ -15,31 +15,59 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from poise.benchmarks.paths import missing_local_path, resolve_inside
-from poise.benchmarks.registry import LoadedBenchmark, register_benchmark
+from poise.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, register_benchmark
 from poise.benchmarks.sample import HARM_CATEGORIES, Expected, ImageRef, Sample
 from poise.errors import PoiseError
 
 HUB_ID = "AIcell/MOSSBench"
-PACKAGED = Path(__file__).parent / "data"
+PACKAGED = Path(str(resources.files("poise.benchmarks").joinpath("data")))
 INFO_FILE = Path("images_information") / "information.json"
 
 
-@register_benchmark(
-    "mossbench", "MOSSBench benign set: 300 image+query pairs to answer (oversensitivity)"
-)
 def load_benign(data: str | Path | None = None) -> LoadedBenchmark:
     return _load("mossbench", "benign", data)
 
 
-@register_benchmark(
-    "mossbench-contrast", "MOSSBench harmful contrast set: 244 image+query pairs to refuse"
-)
 def load_contrast(data: str | Path | None = None) -> LoadedBenchmark:
     return _load("mossbench-contrast", "contrast", data)
+
+
+# The four models whose answers to the benign set the benchmark's authors published.
+PUBLISHED_RESPONSES = (
+    "replay/gpt-4o",
+    "replay/claude-3-opus",
+    "replay/claude-3-haiku",
+    "replay/gemini-advanced-web",
+)
+
+BENIGN = register_benchmark(
+    BenchmarkSpec(
+        name="mossbench",
+        description="MOSSBench benign set: 300 image+query pairs to answer (oversensitivity)",
+        loader=load_benign,
+        kind="refusal",
+        judges={None: "offline"},
+        published="mossbench",
+        oracles=frozenset({"perception"}),
+        offline_models=PUBLISHED_RESPONSES,
+    )
+)
+CONTRAST = register_benchmark(
+    BenchmarkSpec(
+        name="mossbench-contrast",
+        description="MOSSBench harmful contrast set: 244 image+query pairs to refuse",
+        loader=load_contrast,
+        kind="refusal",
+        judges={None: "offline"},
+        contrast_of="mossbench",
+        oracles=frozenset({"perception"}),
+    )
+)
 
 
 def _load(name: str, variant: str, data: str | Path | None) -> LoadedBenchmark:

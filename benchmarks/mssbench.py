@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from poise.benchmarks.paths import missing_local_path, resolve_inside
-from poise.benchmarks.registry import LoadedBenchmark, register_benchmark
+from poise.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, register_benchmark
 from poise.benchmarks.sample import Expected, ImageRef, Sample
 from poise.errors import PoiseError
 
@@ -57,20 +57,52 @@ EMBODIED_FIELDS = {
 }
 
 
-@register_benchmark(
-    "mssbench-chat",
-    "MSSBench chat: each query with a safe and an unsafe image (situational safety)",
-)
 def load_chat(data: str | Path | None = None) -> LoadedBenchmark:
     return _load("mssbench-chat", "chat", data)
 
 
-@register_benchmark(
-    "mssbench-embodied",
-    "MSSBench embodied: household-robot instructions with a safe and an unsafe scene",
-)
 def load_embodied(data: str | Path | None = None) -> LoadedBenchmark:
     return _load("mssbench-embodied", "embodied", data)
+
+
+# The paper's settings; every one but instruction following is read by its answer line.
+SETTINGS = ("if", "qc", "ic", "ic-cap")
+_JUDGES = {
+    None: "mssbench-offline",
+    "if": "mssbench-offline",
+    **{s: "mssbench-classification" for s in SETTINGS[1:]},
+}
+
+CHAT = register_benchmark(
+    BenchmarkSpec(
+        name="mssbench-chat",
+        description="MSSBench chat: each query with a safe and an unsafe image "
+        "(situational safety)",
+        loader=load_chat,
+        kind="situational",
+        task="chat",
+        judges=_JUDGES,
+        settings=SETTINGS,
+        published="mssbench",
+        oracles=frozenset({"perception", "intent"}),
+        intent_harmful=False,
+    )
+)
+EMBODIED = register_benchmark(
+    BenchmarkSpec(
+        name="mssbench-embodied",
+        description="MSSBench embodied: household-robot instructions with a safe and an "
+        "unsafe scene",
+        loader=load_embodied,
+        kind="situational",
+        task="embodied",
+        judges=_JUDGES,
+        settings=SETTINGS,
+        published="mssbench",
+        oracles=frozenset({"perception", "intent"}),
+        intent_harmful=False,
+    )
+)
 
 
 def _load(name: str, task: str, data: str | Path | None) -> LoadedBenchmark:

@@ -4,6 +4,6 @@
 pandas DataFrame, one row per sample.
 """
 
-from poise.eval.records import load_records
+from poise.eval.run.records import load_records
 
 __all__ = ["load_records"]

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from poise.eval.records import RECORDS_FILE, read_records
-from poise.eval.runner import Runner, RunSpec, Selection
+from poise.eval.run.records import RECORDS_FILE, read_records
+from poise.eval.run.runner import Runner, RunSpec, Selection
 
 
 def _serve(latency: float, conn: Any) -> None:
-    from poise.eval.mock_server import MockOpenAIServer
+    from poise.eval.testing.openai_server import MockOpenAIServer
 
     with MockOpenAIServer(latency=latency) as server:
         conn.send(server.base_url)

@@ -7,22 +7,19 @@ reasoning steps from the effect of splitting them into separate calls.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy
 from pydantic import BaseModel, field_validator
 
 from poise.agents.decision import normalise_decision
 from poise.agents.invoke import ask_structured, build_messages, query_of
 from poise.agents.models.handle import ModelHandle
 from poise.agents.prompts import Prompt, get_prompt
-from poise.graphs.nodes import RETRY, run_cached
+from poise.graphs.pipeline import END, START, PipelineSpec, Stage
 from poise.graphs.registry import register_pipeline
-from poise.graphs.state import PipelineContext, PipelineState
 
 STAGE = "cot"
 
@@ -51,19 +48,7 @@ def _prompt() -> Prompt:
 
 
 async def reason_and_answer(
-    state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
-) -> dict[str, Any]:
-    """The graph node: the base model (or the "cot" stage model), through the stage cache."""
-    ctx = runtime.context
-    model = ctx.model_for(STAGE)
-    system = ctx.system_for(STAGE, frozenset({STAGE}))
-    return await run_cached(
-        ctx, STAGE, state, model, system, lambda: _ask(state, model, system, config)
-    )
-
-
-async def _ask(
-    state: PipelineState, model: ModelHandle, system: Prompt | None, config: RunnableConfig
+    state: Mapping[str, Any], model: ModelHandle, system: Prompt | None, config: RunnableConfig
 ) -> dict[str, Any]:
     """One structured call. Unparseable output: the whole raw text is the response (a prose
     answer or refusal is still an answer to judge), and the stage records the parse error."""
@@ -83,15 +68,13 @@ async def _ask(
     return {"response": response, "stages": {STAGE: stage}, "calls": [call]}
 
 
-@register_pipeline(
-    "cot",
-    "one call: describe the image, infer intent, decide and answer as JSON (MSSBench 1-step CoT)",
-    stages=(STAGE,),
-    prompt_stages=(STAGE,),
+SPEC = register_pipeline(
+    PipelineSpec(
+        name="cot",
+        description="one call: describe the image, infer intent, decide and answer as JSON "
+        "(MSSBench 1-step CoT)",
+        stages=(Stage(STAGE, reason_and_answer),),
+        edges=((START, STAGE), (STAGE, END)),
+        prompt_stages=frozenset({STAGE}),
+    )
 )
-def build(retry: RetryPolicy = RETRY):
-    graph = StateGraph(PipelineState, context_schema=PipelineContext)
-    graph.add_node(STAGE, reason_and_answer, retry_policy=retry)
-    graph.add_edge(START, STAGE)
-    graph.add_edge(STAGE, END)
-    return graph.compile()

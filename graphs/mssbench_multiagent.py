@@ -28,36 +28,36 @@ Fallbacks (parse failures never stop a sample; the Call records the parse error)
   the paper's labelled format, else the whole reply; ``unsafe`` is then None.
 
 Oracle: ``--oracle intent`` pre-fills ``state["intent"]`` (``benign_reading`` = the benchmark's
-intent) and the chat route skips the intent agent. The embodied route has no intent stage and
-ignores it. Any benchmark other than ``mssbench-embodied`` takes the chat route (its
-query-image form fits any visual question). MSSBench settings (``--setting``) do not apply:
+intent) and the chat route's intent stage passes without a call. The embodied route has no
+intent stage and ignores it. Samples of a benchmark whose task is ``embodied`` take the
+embodied route; every other benchmark takes the chat route (its query-image form fits any
+visual question). MSSBench settings (``--setting``) do not apply:
 this pipeline is its own framing and always starts from the raw query or instruction.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy
 from pydantic import BaseModel, field_validator
 
 from poise.agents.invoke import ask, ask_structured, build_messages
+from poise.agents.models.handle import ModelHandle
 from poise.agents.prompts import Prompt, get_prompt
-from poise.graphs.nodes import RETRY
+from poise.benchmarks.registry import benchmark_spec
+from poise.graphs.pipeline import END, START, PipelineSpec, Route, Stage
 from poise.graphs.registry import register_pipeline
-from poise.graphs.state import PipelineContext, PipelineState
+from poise.graphs.state import PipelineState
 
 NAME = "mssbench-multiagent"
 CHAT_STAGES = ("intent", "judge", "qa")
 EMBODIED_STAGES = ("important_point", "response")
 STAGES = CHAT_STAGES + EMBODIED_STAGES
 PROMPT_STAGES = frozenset({"qa", "response"})
-EMBODIED_BENCHMARK = "mssbench-embodied"
 TEXT_LIMIT = 1000  # characters of an unparsed reply kept as reasoning
 NO_POINT = "(no specific point given)"
 _RESPONSE_LABEL = re.compile(r"response\s+to\s+(?:the\s+)?instruction\s*:\s*", re.IGNORECASE)
@@ -105,19 +105,13 @@ def _prompt(name: str) -> Prompt:
     return get_prompt(name, "stages")
 
 
-def _system(runtime: Runtime[PipelineContext], stage: str) -> Prompt | None:
-    """The run's system prompt where it applies: qa and response unless the user says else."""
-    return runtime.context.system_for(stage, PROMPT_STAGES)
-
-
 # -- routing ----------------------------------------------------------------------------------
 
 
 def route_entry(state: PipelineState) -> str:
-    """Embodied samples to the important-point agent; chat skips an oracle-filled intent."""
-    if state["sample"].benchmark == EMBODIED_BENCHMARK:
-        return "find_important_point"
-    return "judge_activity" if state.get("intent") else "infer_intent"
+    """Embodied samples to the important-point agent, every other sample to the chat route."""
+    embodied = benchmark_spec(state["sample"].benchmark).task == "embodied"
+    return "find_important_point" if embodied else "infer_intent"
 
 
 def route_verdict(state: PipelineState) -> str:
@@ -125,7 +119,7 @@ def route_verdict(state: PipelineState) -> str:
     return "answer" if verdict == "safe" else "answer_with_warning"
 
 
-def activity_of(state: PipelineState) -> str:
+def activity_of(state: Mapping[str, Any]) -> str:
     """The oracle's intent when pre-filled, else the intent agent's activity, else the query."""
     oracle = state.get("intent") or {}
     if oracle.get("benign_reading"):
@@ -138,12 +132,11 @@ def activity_of(state: PipelineState) -> str:
 
 
 async def infer_intent(
-    state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
+    state: Mapping[str, Any], model: ModelHandle, system: Prompt | None, config: RunnableConfig
 ) -> dict[str, Any]:
     """Query -> the likely intended activity (text only, plain text reply)."""
-    model = runtime.context.model_for("intent")
     text = _prompt("mssbench-intent").render(query=state["sample"].query)
-    messages = build_messages(model, text, system=_system(runtime, "intent"))
+    messages = build_messages(model, text, system=system)
     reply, call = await ask(model, "intent", messages, config)
     activity = _first_line(reply)
     output = {"activity": activity or state["sample"].query, "source": "model"}
@@ -153,15 +146,12 @@ async def infer_intent(
 
 
 async def judge_activity(
-    state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
+    state: Mapping[str, Any], model: ModelHandle, system: Prompt | None, config: RunnableConfig
 ) -> dict[str, Any]:
     """Image + activity -> safe/unsafe with reasoning; unparseable counts as unsafe."""
-    model = runtime.context.model_for("judge")
     activity = activity_of(state)
     text = _prompt("mssbench-judge").render(activity=activity)
-    messages = build_messages(
-        model, text, image_url=state.get("image_url"), system=_system(runtime, "judge")
-    )
+    messages = build_messages(model, text, image_url=state.get("image_url"), system=system)
     parsed, call = await ask_structured(model, "judge", messages, JudgeReply, config)
     if parsed is not None:
         output: dict[str, Any] = {**parsed.model_dump(), "activity": activity}
@@ -175,50 +165,45 @@ async def judge_activity(
     return {"stages": {"judge": output}, "calls": [call]}
 
 
-def qa_node(prompt_name: str):
+def qa_agent(prompt_name: str):
     """The QA agent with the prompt of one verdict; two nodes make the route visible."""
 
-    async def node(
-        state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
+    async def agent(
+        state: Mapping[str, Any], model: ModelHandle, system: Prompt | None, config: RunnableConfig
     ) -> dict[str, Any]:
-        model = runtime.context.model_for("qa")
         judged = (state.get("stages") or {}).get("judge") or {}
         text = _prompt(prompt_name).render(
             query=state["sample"].query,
             activity=judged.get("activity") or activity_of(state),
             reasoning=judged.get("reasoning") or "(no reasoning given)",
         )
-        messages = build_messages(
-            model, text, image_url=state.get("image_url"), system=_system(runtime, "qa")
-        )
+        messages = build_messages(model, text, image_url=state.get("image_url"), system=system)
         reply, call = await ask(model, "qa", messages, config)
         output = {"prompt": prompt_name, "answer": reply.strip()}
         return {"response": reply.strip(), "stages": {"qa": output}, "calls": [call]}
 
-    node.__name__ = prompt_name.replace("-", "_")
-    return node
+    agent.__name__ = prompt_name.replace("-", "_")
+    return agent
 
 
 # -- embodied agents --------------------------------------------------------------------------
 
 
 async def find_important_point(
-    state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
+    state: Mapping[str, Any], model: ModelHandle, system: Prompt | None, config: RunnableConfig
 ) -> dict[str, Any]:
     """Instruction -> which state of the environment matters (text only, plain text reply)."""
-    model = runtime.context.model_for("important_point")
     text = _prompt("mssbench-important-point").render(instruction=state["sample"].query)
-    messages = build_messages(model, text, system=_system(runtime, "important_point"))
+    messages = build_messages(model, text, system=system)
     reply, call = await ask(model, "important_point", messages, config)
     point = reply.strip()[:TEXT_LIMIT]
     return {"stages": {"important_point": {"point": point or NO_POINT}}, "calls": [call]}
 
 
 async def respond(
-    state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
+    state: Mapping[str, Any], model: ModelHandle, system: Prompt | None, config: RunnableConfig
 ) -> dict[str, Any]:
     """Image + instruction + important point -> reasoning, unsafe hint and the response."""
-    model = runtime.context.model_for("response")
     point = ((state.get("stages") or {}).get("important_point") or {}).get("point") or NO_POINT
     text = _prompt("mssbench-response").render(
         instruction=state["sample"].query, important_point=point
@@ -227,7 +212,7 @@ async def respond(
         model,
         text,
         image_url=state.get("image_url"),
-        system=_system(runtime, "response"),
+        system=system,
     )
     parsed, call = await ask_structured(model, "response", messages, ResponseReply, config)
     if parsed is not None:
@@ -256,29 +241,28 @@ def _first_line(text: str) -> str:
     return ""
 
 
-@register_pipeline(
-    NAME,
-    "MSSBench paper's multi-agent pipeline: chat intent -> judge -> QA; "
-    "embodied important point -> response",
-    stages=STAGES,
-    prompt_stages=tuple(sorted(PROMPT_STAGES)),
-    oracle_stages=("intent",),
-)
-def build(retry: RetryPolicy = RETRY):
-    graph = StateGraph(PipelineState, context_schema=PipelineContext)
-    graph.add_node("infer_intent", infer_intent, retry_policy=retry)
-    graph.add_node("judge_activity", judge_activity, retry_policy=retry)
-    graph.add_node("answer", qa_node("mssbench-qa-safe"), retry_policy=retry)
-    graph.add_node("answer_with_warning", qa_node("mssbench-qa-unsafe"), retry_policy=retry)
-    graph.add_node("find_important_point", find_important_point, retry_policy=retry)
-    graph.add_node("respond", respond, retry_policy=retry)
-    graph.add_conditional_edges(
-        START, route_entry, ["infer_intent", "judge_activity", "find_important_point"]
+SPEC = register_pipeline(
+    PipelineSpec(
+        name=NAME,
+        description="MSSBench paper's multi-agent pipeline: chat intent -> judge -> QA; "
+        "embodied important point -> response",
+        stages=(
+            Stage("intent", infer_intent, node="infer_intent", oracle="intent"),
+            Stage("judge", judge_activity, node="judge_activity"),
+            Stage("qa", qa_agent("mssbench-qa-safe"), node="answer"),
+            Stage("qa", qa_agent("mssbench-qa-unsafe"), node="answer_with_warning"),
+            Stage("important_point", find_important_point, node="find_important_point"),
+            Stage("response", respond, node="respond"),
+        ),
+        edges=(
+            Route(START, route_entry, ("infer_intent", "find_important_point")),
+            ("infer_intent", "judge_activity"),
+            Route("judge_activity", route_verdict, ("answer", "answer_with_warning")),
+            ("answer", END),
+            ("answer_with_warning", END),
+            ("find_important_point", "respond"),
+            ("respond", END),
+        ),
+        prompt_stages=PROMPT_STAGES,
     )
-    graph.add_edge("infer_intent", "judge_activity")
-    graph.add_conditional_edges("judge_activity", route_verdict, ["answer", "answer_with_warning"])
-    graph.add_edge("answer", END)
-    graph.add_edge("answer_with_warning", END)
-    graph.add_edge("find_important_point", "respond")
-    graph.add_edge("respond", END)
-    return graph.compile()
+)

@@ -31,18 +31,24 @@ AgentFn = Callable[
 ]
 
 
-def stage_node(stage: str, agent: AgentFn, prompt_stages: tuple[str, ...]):
+def stage_node(
+    stage: str, agent: AgentFn, prompt_stages: frozenset[str], *, oracle: str | None = None
+):
     """A graph node that runs ``agent`` with the stage's model and system prompt.
 
-    ``prompt_stages`` are the pipeline's default stages for ``--system-prompt``.
+    ``prompt_stages`` are the pipeline's default stages for ``--system-prompt``. When the
+    state already holds ``oracle`` (ground truth a diagnosis run pre-filled), the node
+    passes without a call, so one compiled graph serves normal and oracle runs.
     """
 
     async def node(
         state: PipelineState, runtime: Runtime[PipelineContext], config: RunnableConfig
     ) -> dict[str, Any]:
+        if oracle is not None and state.get(oracle) is not None:
+            return {}
         ctx = runtime.context
         model = ctx.model_for(stage)
-        system = ctx.system_for(stage, frozenset(prompt_stages))
+        system = ctx.system_for(stage, prompt_stages)
         return await run_cached(
             ctx, stage, state, model, system, lambda: agent(state, model, system, config)
         )

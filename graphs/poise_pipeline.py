@@ -1,17 +1,13 @@
 """``poise``: perceive -> infer intent -> decide -> respond, routed on the decision.
 
 Each stage is its own model call so that a run records where a wrong answer began, and so
-that a diagnosis run can replace a stage with the benchmark's ground truth. A replaced stage
-is a pre-filled state key: the entry router skips every stage whose output is already there,
-so the same compiled graph serves normal and oracle runs.
+that a diagnosis run can replace a stage with the benchmark's ground truth: a stage whose
+oracle key is pre-filled passes without a call (see :mod:`poise.graphs.pipeline`), so the same
+compiled graph serves normal and oracle runs.
 
 Edges::
 
-    START --route_entry--> perceive | infer_intent | decide
-    perceive --route_after_perception--> infer_intent | decide
-    infer_intent --> decide
-    decide --route_decision--> answer | refuse
-    answer --> END;  refuse --> END
+    START --> perceive --> infer_intent --> decide --route_decision--> answer | refuse --> END
 
 ``answer`` (comply / comply_with_note) and ``refuse`` share the responder agent, whose prompt
 follows the decision; separate nodes make the route visible in the graph and the trace.
@@ -19,28 +15,10 @@ follows the decision; separate nodes make the route visible in the graph and the
 
 from __future__ import annotations
 
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
-
 from poise.agents import decision, intent, perception, responder
-from poise.graphs.nodes import RETRY, AgentFn, stage_node
+from poise.graphs.pipeline import END, START, PipelineSpec, Route, Stage
 from poise.graphs.registry import register_pipeline
-from poise.graphs.state import PipelineContext, PipelineState
-
-STAGES = ("perception", "intent", "decision", "response")
-PROMPT_STAGES = ("decision", "response")
-ORACLE_STAGES = ("perception", "intent")
-
-
-def route_entry(state: PipelineState) -> str:
-    """Skip the stages an oracle pre-filled."""
-    if state.get("perception") is None:
-        return "perceive"
-    return route_after_perception(state)
-
-
-def route_after_perception(state: PipelineState) -> str:
-    return "infer_intent" if state.get("intent") is None else "decide"
+from poise.graphs.state import PipelineState
 
 
 def route_decision(state: PipelineState) -> str:
@@ -49,27 +27,25 @@ def route_decision(state: PipelineState) -> str:
     return "refuse" if chosen == "refuse" else "answer"
 
 
-@register_pipeline(
-    "poise",
-    "perception -> intent -> safety decision -> response, routed on the decision",
-    stages=STAGES,
-    prompt_stages=PROMPT_STAGES,
-    oracle_stages=ORACLE_STAGES,
+SPEC = register_pipeline(
+    PipelineSpec(
+        name="poise",
+        description="perception -> intent -> safety decision -> response, routed on the decision",
+        stages=(
+            Stage("perception", perception.perceive, node="perceive", oracle="perception"),
+            Stage("intent", intent.infer_intent, node="infer_intent", oracle="intent"),
+            Stage("decision", decision.decide, node="decide"),
+            Stage("response", responder.respond, node="answer"),
+            Stage("response", responder.respond, node="refuse"),
+        ),
+        edges=(
+            (START, "perceive"),
+            ("perceive", "infer_intent"),
+            ("infer_intent", "decide"),
+            Route("decide", route_decision, ("answer", "refuse")),
+            ("answer", END),
+            ("refuse", END),
+        ),
+        prompt_stages=frozenset({"decision", "response"}),
+    )
 )
-def build(retry: RetryPolicy = RETRY):
-    def node(stage: str, agent: AgentFn):
-        return stage_node(stage, agent, PROMPT_STAGES)
-
-    graph = StateGraph(PipelineState, context_schema=PipelineContext)
-    graph.add_node("perceive", node("perception", perception.perceive), retry_policy=retry)
-    graph.add_node("infer_intent", node("intent", intent.infer_intent), retry_policy=retry)
-    graph.add_node("decide", node("decision", decision.decide), retry_policy=retry)
-    graph.add_node("answer", node("response", responder.respond), retry_policy=retry)
-    graph.add_node("refuse", node("response", responder.respond), retry_policy=retry)
-    graph.add_conditional_edges(START, route_entry, ["perceive", "infer_intent", "decide"])
-    graph.add_conditional_edges("perceive", route_after_perception, ["infer_intent", "decide"])
-    graph.add_edge("infer_intent", "decide")
-    graph.add_conditional_edges("decide", route_decision, ["answer", "refuse"])
-    graph.add_edge("answer", END)
-    graph.add_edge("refuse", END)
-    return graph.compile()

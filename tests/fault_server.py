@@ -1,6 +1,6 @@
 """A misbehaving OpenAI-compatible server on 127.0.0.1 for the fault suite.
 
-Unlike ``poise.eval.mock_server`` (a well-behaved API with optional injected failures), this
+Unlike ``poise.eval.testing.openai_server`` (a well-behaved API with optional injected failures), this
 one is built to hurt: it can accept a request and never answer, fail every request with one
 status, send a huge reply, or answer slowly. It counts requests and keeps each request's
 headers and body, so tests can check attempts and which key arrived.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from poise.eval.agreement import agreement_rate, cohen_kappa, confusion_matrix
+from poise.eval.judges.agreement import agreement_rate, cohen_kappa, confusion_matrix
 
 
 def test_confusion_matrix_is_square_over_all_labels():

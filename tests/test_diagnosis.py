@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import build_mossbench_dir
 
-from poise.eval.diagnosis import diagnose, perception_matches
-from poise.eval.mock_server import ChatRequest, MockOpenAIServer
-from poise.eval.runner import Runner, RunSpec
+from poise.eval.analysis.diagnosis import diagnose, perception_matches
+from poise.eval.run.runner import Runner, RunSpec
+from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer
 
 ORACLE = "A child's playroom with colourful toy blocks and a realistic toy knife on a shelf."
 GOOD_VIEW = "A playroom with colourful toy blocks; a toy knife sits on a shelf."
@@ -191,8 +191,8 @@ def test_counterfactual_oracle_intent_on_mssbench(tmp_path: Path) -> None:
 
 
 def test_pipeline_attribution_of_missed_risks() -> None:
-    from poise.eval.diagnosis import attribute_from_stages
-    from poise.eval.records import Record
+    from poise.eval.analysis.diagnosis import attribute_from_stages
+    from poise.eval.run.records import Record
 
     def record(perception: str, verdict: str, harmful: str, decision: str) -> Record:
         return Record(

@@ -19,7 +19,7 @@ from pathlib import Path
 from conftest import build_mossbench_dir
 from fault_server import FaultServer
 
-from poise.eval.lock import HOLDER_FILE
+from poise.eval.run.lock import HOLDER_FILE
 
 MODEL = "openai-compatible/vlm"
 
@@ -98,7 +98,9 @@ def test_second_writers_are_refused_at_once_or_wait_with_wait(tmp_path: Path) ->
     """A run and a judge started while a run writes exit 2 naming the holder; --wait waits."""
     data = build_mossbench_dir(tmp_path / "d", 20)
     out = tmp_path / "out"
-    with FaultServer(latency=0.4) as server:
+    # 20 samples x 1 s / 2 in flight: the first run writes for ~10 s, longer than the other
+    # processes take to start even on a loaded machine.
+    with FaultServer(latency=1.0) as server:
         first = _start(_args(server, data, out, "--concurrency", "2"))
         _wait_for(lambda: any(out.rglob(HOLDER_FILE)) and any(out.rglob("run.json")))
         run_dir = _run_dir(out)

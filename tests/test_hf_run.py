@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import build_mossbench_dir
 from test_hf_provider import build_tiny_llava
 
-from poise.eval.records import read_records
-from poise.eval.runner import Runner, RunSpec
+from poise.eval.run.records import read_records
+from poise.eval.run.runner import Runner, RunSpec
 
 
 def test_baseline_run_with_a_local_transformers_model(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ import pytest
 
 from poise.agents.prompts import get_prompt
 from poise.errors import PoiseError
-from poise.eval import metrics
+from poise.eval.analysis import metrics
 from poise.eval.judges.base import get_judge
 from poise.eval.judges.refusal import VERSION
-from poise.eval.records import RECORDS_FILE, read_records, write_records
-from poise.eval.rejudge import rejudge
-from poise.eval.runner import Runner, RunSpec, Selection, summarize
+from poise.eval.judges.rejudge import rejudge
+from poise.eval.run.records import RECORDS_FILE, read_records, write_records
+from poise.eval.run.runner import Runner, RunSpec, Selection, summarize
 
 
 def _run(out: Path, limit: int = 6) -> Path:

@@ -21,7 +21,7 @@ from langchain_openai import ChatOpenAI
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from poise.eval.mock_server import (
+from poise.eval.testing.openai_server import (
     DEFAULT_TEXT,
     ChatRequest,
     MockOpenAIServer,

@@ -14,7 +14,7 @@ from poise.agents.models.handle import load_model
 from poise.agents.models.registry import providers
 from poise.benchmarks.sample import ImageRef
 from poise.errors import PoiseError
-from poise.eval.mock_server import MockOpenAIServer
+from poise.eval.testing.openai_server import MockOpenAIServer
 
 
 def test_known_providers() -> None:
@@ -65,7 +65,9 @@ def test_images_use_each_providers_own_format(monkeypatch) -> None:
 def test_replay_answers_by_sample_id_and_nulls_are_empty() -> None:
     model = load_model("replay/claude-3-opus")
     recorded = json.loads(
-        (Path(__file__).parents[1] / "agents/replays/claude-3-opus.json").read_text()
+        (
+            Path(__file__).parents[1] / "benchmarks/data/mossbench_responses/claude-3-opus.json"
+        ).read_text()
     )
     null_pid = next(pid for pid, r in recorded["responses"].items() if r["response"] is None)
     messages = build_messages(model, "question")

@@ -12,7 +12,7 @@ from poise.benchmarks.sample import Expected, ImageRef, Sample
 from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict, get_judge
 from poise.eval.judges.mossbench_llm import default_judge_model, parse_judge_output
-from poise.eval.mock_server import ChatRequest, MockOpenAIServer
+from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer
 
 JUDGE_MODEL = "openai-compatible/judge"
 RESPONSE = "Sure: the knife in the picture is a chef's knife, used to dice onions."

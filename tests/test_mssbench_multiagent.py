@@ -15,6 +15,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from poise.agents.models.handle import ModelHandle
 from poise.benchmarks.sample import Expected, Sample
 from poise.graphs import mssbench_multiagent as multiagent
+from poise.graphs.pipeline import compile_pipeline
 from poise.graphs.registry import _PIPELINES
 from poise.graphs.state import PipelineContext, oracle_prefill
 
@@ -67,7 +68,7 @@ def run(sample: Sample, oracle: frozenset[str] = frozenset(), **stage_replies: l
     )
     state: dict[str, Any] = {"sample": sample, "image_url": IMAGE, "calls": [], "stages": {}}
     state.update(oracle_prefill(sample, oracle))
-    graph = multiagent.build()
+    graph = compile_pipeline(multiagent.SPEC)
     return asyncio.run(graph.ainvoke(state, context=context))
 
 
@@ -77,7 +78,7 @@ def prompt_of(call) -> str:
 
 def test_registered_with_the_union_of_stages():
     spec = _PIPELINES["mssbench-multiagent"]
-    assert spec.stages == ("intent", "judge", "qa", "important_point", "response")
+    assert spec.stage_names == ("intent", "judge", "qa", "important_point", "response")
     assert spec.prompt_stages == frozenset({"qa", "response"})
     assert spec.oracle_stages == frozenset({"intent"})
 

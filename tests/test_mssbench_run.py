@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from mssbench_fixture import build_mssbench_fixture
 
-from poise.eval.mock_server import ChatRequest, MockOpenAIServer, schema_example
-from poise.eval.records import read_records
-from poise.eval.runner import Runner, RunSpec
+from poise.eval.run.records import read_records
+from poise.eval.run.runner import Runner, RunSpec
+from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer, schema_example
 
 SAFE_TEXT = "Sure! Here is how to do it: first gather what you need, then follow these steps."
 UNSAFE_TEXT = (
@@ -167,7 +167,7 @@ def test_cli_runs_mssbench_and_prints_the_accuracy_table(
 def test_published_row_is_printed_for_a_model_in_the_papers_table(
     mssbench_dir: Path, tmp_path: Path
 ) -> None:
-    from poise.eval.published import mssbench_row
+    from poise.benchmarks.published import mssbench_row
 
     assert mssbench_row("openai/gpt-4o")["if"]["mssbench-chat"]["unsafe"] == 12.0
     assert (

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import build_mossbench_dir
 
-from poise.eval.mock_server import ChatRequest, MockOpenAIServer
-from poise.eval.records import read_records
-from poise.eval.runner import Runner, RunSpec
+from poise.eval.run.records import read_records
+from poise.eval.run.runner import Runner, RunSpec
+from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer
 
 HARMFUL = ("number 2?", "number 4?")
 REFUSAL = "I'm sorry, but I can't help with that. You could ask about safety instead."
@@ -149,7 +149,7 @@ def test_stage_model_names_the_model_of_every_call(tmp_path: Path) -> None:
 
 
 def test_sweep_reuses_shared_stages(tmp_path: Path) -> None:
-    from poise.eval.sweep import plan, run_sweep
+    from poise.eval.run.sweep import plan, run_sweep
 
     data = build_mossbench_dir(tmp_path / "data", 4)
     with MockOpenAIServer(reply=scripted) as server:

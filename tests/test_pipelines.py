@@ -22,6 +22,8 @@ from poise.benchmarks.sample import ImageRef, Sample
 from poise.errors import PoiseError
 from poise.graphs import cot, nodes, poise_pipeline
 from poise.graphs.cache import StageCache
+from poise.graphs.nodes import RETRY
+from poise.graphs.pipeline import compile_pipeline
 from poise.graphs.registry import get_pipeline
 from poise.graphs.state import PipelineContext, oracle_prefill
 
@@ -70,7 +72,8 @@ def initial(oracle: frozenset[str] = frozenset(), image_url: str | None = IMAGE)
 
 
 def run_graph(graph: Any, state: dict, context: PipelineContext) -> tuple[dict, list[str]]:
-    """The final state and the nodes that ran, in order."""
+    """The final state and the nodes that did work, in order (a stage an oracle pre-filled
+    passes without an update)."""
 
     async def go() -> tuple[dict, list[str]]:
         final: dict = {}
@@ -79,7 +82,7 @@ def run_graph(graph: Any, state: dict, context: PipelineContext) -> tuple[dict, 
             state, context=context, stream_mode=["updates", "values"]
         ):
             if mode == "updates":
-                nodes.extend(chunk)
+                nodes.extend(name for name, update in chunk.items() if update)
             else:
                 final = chunk
         return final, nodes
@@ -95,7 +98,7 @@ def run_poise(decision: str, **context: Any) -> tuple[dict, list[str]]:
         oracle=oracle,
         **context,
     )
-    return run_graph(poise_pipeline.build(), initial(oracle), ctx)
+    return run_graph(compile_pipeline(poise_pipeline.SPEC), initial(oracle), ctx)
 
 
 def prompt_opening(name: str) -> str:
@@ -111,11 +114,11 @@ def human_text(call) -> str:
 
 def test_both_pipelines_are_registered_with_their_stages() -> None:
     spec = get_pipeline("poise")
-    assert spec.stages == ("perception", "intent", "decision", "response")
+    assert spec.stage_names == ("perception", "intent", "decision", "response")
     assert spec.prompt_stages == {"decision", "response"}
     assert spec.oracle_stages == {"perception", "intent"}
     cot_spec = get_pipeline("cot")
-    assert cot_spec.stages == ("cot",) and cot_spec.prompt_stages == {"cot"}
+    assert cot_spec.stage_names == ("cot",) and cot_spec.prompt_stages == {"cot"}
 
 
 # --- routing --------------------------------------------------------------------------------
@@ -227,7 +230,7 @@ def test_image_goes_to_perception_and_response_only() -> None:
 
 def test_without_an_image_no_image_part_is_sent() -> None:
     ctx = PipelineContext(model=fake("fake/base", "BASE"), stage_models=stage_models("{}"))
-    final, _ = run_graph(poise_pipeline.build(), initial(image_url=None), ctx)
+    final, _ = run_graph(compile_pipeline(poise_pipeline.SPEC), initial(image_url=None), ctx)
     assert all("<image>" not in human_text(c) for c in final["calls"])
 
 
@@ -261,7 +264,7 @@ def run_with_flaky_decision(failures: list[Exception]) -> tuple[FlakyChat, dict]
     flaky = FlakyChat(failures=failures)
     models = {**stage_models(""), "decision": ModelHandle(name="fake/flaky", chat=flaky)}
     ctx = PipelineContext(model=fake("fake/base", "BASE"), stage_models=models)
-    final, _ = run_graph(poise_pipeline.build(retry=FAST_RETRY), initial(), ctx)
+    final, _ = run_graph(compile_pipeline(poise_pipeline.SPEC, retry=FAST_RETRY), initial(), ctx)
     return flaky, final
 
 
@@ -277,7 +280,7 @@ def test_poise_errors_are_not_retried() -> None:
     models = {**stage_models(""), "decision": ModelHandle(name="fake/flaky", chat=flaky)}
     ctx = PipelineContext(model=fake("fake/base", "BASE"), stage_models=models)
     with pytest.raises(PoiseError):
-        run_graph(poise_pipeline.build(retry=FAST_RETRY), initial(), ctx)
+        run_graph(compile_pipeline(poise_pipeline.SPEC, retry=FAST_RETRY), initial(), ctx)
     assert flaky.attempts == 1
 
 
@@ -310,10 +313,10 @@ def test_is_transient(exc: BaseException, transient: bool) -> None:
 
 
 def test_model_nodes_carry_the_retry_policy() -> None:
-    builder = poise_pipeline.build().builder
+    builder = compile_pipeline(poise_pipeline.SPEC).builder
     for name in ("perceive", "infer_intent", "decide", "answer", "refuse"):
-        assert builder.nodes[name].retry_policy == poise_pipeline.RETRY
-    assert cot.build().builder.nodes["cot"].retry_policy == poise_pipeline.RETRY
+        assert builder.nodes[name].retry_policy == RETRY
+    assert compile_pipeline(cot.SPEC).builder.nodes["cot"].retry_policy == RETRY
 
 
 # --- cot ------------------------------------------------------------------------------------
@@ -321,7 +324,7 @@ def test_model_nodes_carry_the_retry_policy() -> None:
 
 def run_cot(reply: str, **context: Any) -> dict:
     ctx = PipelineContext(model=fake("fake/base", reply), **context)
-    final, nodes = run_graph(cot.build(), initial(), ctx)
+    final, nodes = run_graph(compile_pipeline(cot.SPEC), initial(), ctx)
     assert nodes == ["cot"]
     return final
 
@@ -370,7 +373,7 @@ def test_cot_system_prompt_applies_by_default_and_can_be_moved() -> None:
 def test_the_framed_query_in_state_replaces_the_samples_query() -> None:
     ctx = PipelineContext(model=fake("fake/base", "BASE"), stage_models=stage_models("{}"))
     state = {**initial(), "query": "FRAMED: is this safe?"}
-    final, _ = run_graph(poise_pipeline.build(), state, ctx)
+    final, _ = run_graph(compile_pipeline(poise_pipeline.SPEC), state, ctx)
     assert all("FRAMED: is this safe?" in human_text(c) for c in final["calls"])
     assert all("How do I fly this higher?" not in human_text(c) for c in final["calls"])
 
@@ -388,7 +391,7 @@ def test_stage_cache_reuses_stages_whose_inputs_repeat() -> None:
         prompt_stages=frozenset({"response"}),
         stage_cache=cache,
     )
-    graph = poise_pipeline.build()
+    graph = compile_pipeline(poise_pipeline.SPEC)
     run_graph(graph, initial(), first)
     final, _ = run_graph(graph, initial(), second)
     assert [c.cached for c in final["calls"]] == [True, True, True, False]

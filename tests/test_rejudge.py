@@ -14,10 +14,10 @@ from typer.testing import CliRunner, Result
 
 from poise.errors import PoiseError
 from poise.eval.cli import app
-from poise.eval.mock_server import ChatRequest, MockOpenAIServer
-from poise.eval.records import Record, read_records
-from poise.eval.rejudge import agree, run_directories, write_disagreements
-from poise.eval.runner import Runner, RunSpec, Selection
+from poise.eval.judges.rejudge import agree, run_directories, write_disagreements
+from poise.eval.run.records import Record, read_records
+from poise.eval.run.runner import Runner, RunSpec, Selection
+from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer
 
 LLM = "mossbench-llm"
 REFUSAL_CUES = ("sorry", "can't", "cannot", "apologize")

@@ -17,8 +17,8 @@ from conftest import build_mossbench_dir, write_png
 from poise.agents import retry
 from poise.eval.cli import main
 from poise.eval.csvsafe import neutralise
-from poise.eval.lock import HOLDER_FILE, RunLock
-from poise.eval.records import write_json
+from poise.eval.run.lock import HOLDER_FILE, RunLock
+from poise.eval.run.records import write_json
 from poise.eval.secrets import redact
 
 REPLAY = ("--model", "replay/gpt-4o", "--no-progress")

@@ -15,8 +15,8 @@ from conftest import write_png
 
 from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict
-from poise.eval.records import PromptRef, Record, write_records
-from poise.eval.report import BrowserLimits, _md_cell, build_report
+from poise.eval.report.build import BrowserLimits, _md_cell, build_report
+from poise.eval.run.records import PromptRef, Record, write_records
 
 MALICIOUS_RESPONSE = "Sure. <script>alert('x')</script> and <img src=x onerror=alert(1)>"
 MALICIOUS_QUERY = '"><script>alert(2)</script> what is this?'
@@ -249,7 +249,7 @@ def test_report_over_a_real_replay_run(shared_data: Path, tmp_path: Path) -> Non
     """The runner's own output (run.json, summary.json, real image paths) reports as is."""
     import asyncio
 
-    from poise.eval.runner import Runner, RunSpec, Selection
+    from poise.eval.run.runner import Runner, RunSpec, Selection
 
     spec = RunSpec(
         model="replay/gpt-4o", data=str(shared_data / "mossbench"), selection=Selection(limit=12)

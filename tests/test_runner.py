@@ -17,9 +17,9 @@ from conftest import build_mossbench_dir
 
 from poise.errors import PoiseError
 from poise.eval import load_records
-from poise.eval.mock_server import MockOpenAIServer
-from poise.eval.records import read_records
-from poise.eval.runner import Runner, RunSpec, Selection
+from poise.eval.run.records import read_records
+from poise.eval.run.runner import Runner, RunSpec, Selection
+from poise.eval.testing.openai_server import MockOpenAIServer
 
 
 def _run(spec: RunSpec, out: Path, **kw):

@@ -12,7 +12,7 @@ from test_mssbench_run import image_aware
 from typer.testing import CliRunner
 
 from poise.eval.cli import app
-from poise.eval.mock_server import MockOpenAIServer
+from poise.eval.testing.openai_server import MockOpenAIServer
 
 
 def test_sweep_diagnose_report(tmp_path: Path) -> None:

@@ -6,12 +6,15 @@ recorded for that id. A recorded ``null`` (an upstream API failure) comes back a
 message, which judges count as no response.
 
 Packaged recordings: the four models whose MOSSBench responses the benchmark's authors
-published (CC BY-SA 4.0, arXiv 2406.17806). Any JSON file of the same shape works too.
+published (CC BY-SA 4.0, arXiv 2406.17806), kept with the benchmark's data
+(``poise/benchmarks/data/mossbench_responses``). Any JSON file of the same shape works too;
+its ``benchmark`` field says which benchmark it answers.
 """
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +26,18 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from poise.agents.models.registry import register_provider
 from poise.errors import PoiseError, known_names
 
-PACKAGED = Path(__file__).resolve().parent.parent / "replays"
 SAMPLE_ID_KEY = "poise_sample_id"
 BENCHMARK_KEY = "poise_benchmark"
-PACKAGED_BENCHMARK = "mossbench"  # the published responses answer the benign set
 
 
 def packaged_replays() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PACKAGED.glob("*.json"))}
+    """The recordings that ship with the benchmarks' data, by name."""
+    folder = resources.files("poise.benchmarks").joinpath("data", "mossbench_responses")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".json")
+    }
 
 
 def read_recording(path: Path) -> tuple[str, dict[str, str | None], str | None]:
@@ -120,6 +127,4 @@ def make_replay(model: str, *, base_url: str | None = None, **params) -> BaseCha
             f"unknown recording {model!r}; packaged: {known_names(known)}, or pass a JSON file path"
         )
     _, responses, benchmark = read_recording(path)
-    if model in known:
-        benchmark = PACKAGED_BENCHMARK
     return ReplayChatModel(recording=model, responses=responses, benchmark=benchmark)

@@ -36,9 +36,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from poise.eval.agreement import cohen_kappa, confusion_matrix
+from poise.benchmarks.published import mossbench_row
+from poise.eval.judges.agreement import cohen_kappa, confusion_matrix
 from poise.eval.judges.refusal import LABELS, REFUSAL_LABELS
-from poise.eval.published import mossbench_row
 
 _DATA = resources.files("poise.eval.judges").joinpath("data")
 LABELS_FILE = "mossbench_labels.jsonl"
@@ -101,9 +101,8 @@ def load_labels(path: str | Path | None = None) -> list[dict[str, Any]]:
 @cache
 def replay_responses(model: str) -> dict[str, str | None]:
     """Packaged responses of one replayed model, pid -> text (None where the call failed)."""
-    raw = json.loads(
-        resources.files("poise.agents").joinpath("replays", f"{model}.json").read_text("utf-8")
-    )
+    folder = resources.files("poise.benchmarks").joinpath("data", "mossbench_responses")
+    raw = json.loads(folder.joinpath(f"{model}.json").read_text("utf-8"))
     return {str(pid): item.get("response") for pid, item in raw["responses"].items()}
 
 
@@ -296,7 +295,7 @@ def real_output_report(judge_text_fn: JudgeTextFn | None = None) -> dict[str, An
 
 
 def _published_rates(model: str) -> tuple[str, dict[str, float], str]:
-    """The paper's GPT-eval row for a replayed model (see ``poise.eval.published``)."""
+    """The paper's GPT-eval row for a replayed model (see ``poise.benchmarks.published``)."""
     row = mossbench_row(f"replay/{model}")
     if row is None:
         raise KeyError(f"no published MOSSBench row for {model}")

@@ -32,6 +32,7 @@ from poise.agents.framing import normalise_setting, parse_yes_no, setting_prompt
 from poise.agents.invoke import ask, build_messages
 from poise.agents.models.handle import ModelHandle, load_model
 from poise.agents.prompts import Prompt, get_prompt
+from poise.benchmarks.registry import benchmark_spec
 from poise.benchmarks.sample import Expected, Sample
 from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict, content_version, module_version, register_judge
@@ -86,7 +87,8 @@ def _empty(response: str | None) -> bool:
 
 
 def task_of(sample: Sample) -> str:
-    return "embodied" if sample.benchmark.endswith("embodied") else "chat"
+    """The sample's task framing (chat / embodied), as its benchmark's spec declares it."""
+    return benchmark_spec(sample.benchmark).task or "chat"
 
 
 # -- the LLM judge ----------------------------------------------------------------------------

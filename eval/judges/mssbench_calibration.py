@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from poise.eval.agreement import cohen_kappa, confusion_matrix
+from poise.eval.judges.agreement import cohen_kappa, confusion_matrix
 from poise.eval.judges.calibration import read_labelled
 
 LABELS_FILE = "mssbench_labels.jsonl"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from poise.eval.judges.base import Judge
-    from poise.eval.records import Record
+    from poise.eval.run.records import Record
 
 
 def needs_verdict(record: Record, judge: Judge) -> bool:

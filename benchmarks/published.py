@@ -9,24 +9,32 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
-
-DATA = Path(__file__).resolve().parent / "data"
 
 
 @cache
+def published_table(name: str) -> dict[str, Any]:
+    """A published table by name (a benchmark spec's ``published``): data/published/NAME.json."""
+    path = resources.files("poise.benchmarks").joinpath("data", "published", f"{name}.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def mossbench_table() -> dict[str, Any]:
-    return json.loads((DATA / "mossbench_published_table.json").read_text(encoding="utf-8"))
+    return published_table("mossbench")
 
 
 def _normalise(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-@cache
 def mssbench_table() -> dict[str, Any]:
-    return json.loads((DATA / "mssbench_published_table.json").read_text(encoding="utf-8"))
+    return published_table("mssbench")
+
+
+def published_row(name: str, model: str) -> dict[str, Any] | None:
+    """The row of published table ``name`` for a ``provider/model`` name, or None."""
+    return _row(published_table(name), model)
 
 
 def _row(table: dict[str, Any], model: str) -> dict[str, Any] | None:

@@ -18,8 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from poise.eval.records import Record
-from poise.eval.report import (
+from poise.eval.report.build import (
     PUBLISHED_HEADER,
     PUBLISHED_TITLE,
     RUN_HEADER,
@@ -35,7 +34,8 @@ from poise.eval.report import (
     run_rows,
     stage_order,
 )
-from poise.eval.report_plots import Plot
+from poise.eval.report.plots import Plot
+from poise.eval.run.records import Record
 
 THUMB_PX = 160
 TEXT_LIMIT = 4000  # characters of a response shown; the rest is summarised, not dropped silently

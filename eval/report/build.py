@@ -7,7 +7,7 @@ The page needs no network: plots are embedded images, the CSS and the few lines 
 inline, and every string that came from a model or a dataset is HTML-escaped.
 
 This module finds and loads runs and pairs them up (benign with contrast, MOSSBench with
-MSSBench); :mod:`poise.eval.report_plots` draws, :mod:`poise.eval.report_html` renders.
+MSSBench); :mod:`poise.eval.report.plots` draws, :mod:`poise.eval.report.html` renders.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from poise.benchmarks.published import mossbench_row, mossbench_table
 from poise.errors import PoiseError
-from poise.eval import metrics
-from poise.eval.published import mossbench_row, mossbench_table
-from poise.eval.records import RECORDS_FILE, RUN_FILE, SUMMARY_FILE, Record, read_records
+from poise.eval.analysis import metrics
+from poise.eval.run.records import RECORDS_FILE, RUN_FILE, SUMMARY_FILE, Record, read_records
 
 DIAGNOSIS_FILE = "diagnosis.json"
 DEFAULT_JUDGES = {  # the runner's defaults, repeated so that loading a report imports no runner
@@ -388,7 +388,8 @@ def build_report(
     ``judge`` scores every run with that judge (runs without it are listed, unscored);
     by default each run uses its own first judge. ``limits`` caps the sample browser.
     """
-    from poise.eval import report_html, report_plots
+    from poise.eval.report import html as report_html
+    from poise.eval.report import plots as report_plots
 
     limits = limits or BrowserLimits()
     warnings: list[str] = []

@@ -22,8 +22,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from poise.eval.published import mossbench_row, mssbench_table
-from poise.eval.report import (
+from poise.benchmarks.published import mossbench_row, mssbench_table
+from poise.eval.report.build import (
     TYPE_KEYS,
     RunData,
     by_type,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poise.eval.progress import Progress
-from poise.eval.records import write_json
-from poise.eval.runner import Runner, RunSpec, make_directory
+from poise.eval.run.progress import Progress
+from poise.eval.run.records import write_json
+from poise.eval.run.runner import Runner, RunSpec, make_directory
 from poise.graphs.cache import StageCache
 
 SWEEP_FILE = "sweep.json"

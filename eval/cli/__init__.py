@@ -26,13 +26,6 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-OFFLINE_MODELS = (
-    "replay/gpt-4o",
-    "replay/claude-3-opus",
-    "replay/claude-3-haiku",
-    "replay/gemini-advanced-web",
-)
-
 
 # Options shared by every command that calls models or writes run directories.
 TimeoutOption = Annotated[
@@ -98,14 +91,24 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def _offline_models(benchmarks: list[str], option: str = "--models") -> list[str]:
+    """The models whose answers ship with the benchmarks (the no-key default)."""
+    from poise.benchmarks.registry import benchmark_spec
+
+    models = [m for b in benchmarks for m in benchmark_spec(b).offline_models]
+    if not models:
+        raise PoiseError(f"{option} is required for this benchmark, e.g. {option} openai/gpt-4o")
+    return list(dict.fromkeys(models))
+
+
 def _run_directories(path: Path) -> list[Path]:
     """The run directories at or under ``path``, each with a readable run.json.
 
     A directory being written by another process is fine to read (rewrites are atomic);
     a corrupt run.json is a one-line error naming the file.
     """
-    from poise.eval.rejudge import run_directories
-    from poise.eval.runner import read_run_spec
+    from poise.eval.judges.rejudge import run_directories
+    from poise.eval.run.runner import read_run_spec
 
     if not path.exists():
         raise PoiseError(
@@ -185,14 +188,12 @@ def run(
     print the measured refusal rates next to the paper's.
     """
     from poise.benchmarks.filters import parse_stimulus_types
-    from poise.eval.report_table import print_run_tables
-    from poise.eval.runner import Runner, RunSpec, Selection
+    from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.runner import Runner, RunSpec, Selection
 
     _check_selection(limit, sample, concurrency)
     _limits(timeout, max_retries)
-    models = _split(model) or (list(OFFLINE_MODELS) if benchmark == "mossbench" else [])
-    if not models:
-        raise PoiseError("--model is required for this benchmark, e.g. --model openai/gpt-4o")
+    models = _split(model) or _offline_models([benchmark], "--model")
     selection = Selection(
         stimulus_types=sorted(parse_stimulus_types([types])) if types else [],
         ids=_split([ids]) if ids else [],
@@ -253,9 +254,13 @@ def run(
 @app.command()
 def sweep(
     benchmarks: Annotated[str, typer.Option(help="comma-separated benchmarks")] = "mossbench",
-    models: Annotated[str, typer.Option(help="comma-separated PROVIDER/MODEL names")] = ",".join(
-        OFFLINE_MODELS
-    ),
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated PROVIDER/MODEL names "
+            "[default: the models whose answers ship with the benchmarks]"
+        ),
+    ] = None,
     pipelines: Annotated[str, typer.Option(help="comma-separated pipelines")] = "baseline",
     system_prompts: Annotated[
         str, typer.Option(help="comma-separated prompt names or paths; vanilla = none")
@@ -292,9 +297,9 @@ def sweep(
 ) -> None:
     """Run a grid of benchmarks x models x pipelines x system prompts, reusing shared stages."""
     from poise.benchmarks.filters import parse_stimulus_types
-    from poise.eval.report_table import print_run_tables
-    from poise.eval.runner import RunSpec, Selection
-    from poise.eval.sweep import plan, run_sweep
+    from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.runner import RunSpec, Selection
+    from poise.eval.run.sweep import plan, run_sweep
 
     _check_selection(limit, sample, concurrency, "requests")
     _limits(timeout, max_retries)
@@ -320,9 +325,11 @@ def sweep(
         ),
     )
     prompts = [None if p == "vanilla" else p for p in _split([system_prompts])]
+    chosen = _split([benchmarks])
+    model_names = _split([models]) if models else _offline_models(chosen)
     specs = plan(
-        benchmarks=_split([benchmarks]),
-        models=_split([models]),
+        benchmarks=chosen,
+        models=model_names,
         pipelines=_split([pipelines]),
         system_prompts=prompts,
         base=base,
@@ -417,12 +424,12 @@ def judge(
 ) -> None:
     """Add a judge's verdicts to past runs (other judges' verdicts are kept) and re-summarise."""
     from poise.eval.judges.base import get_judge
-    from poise.eval.lock import RunLock
-    from poise.eval.progress import Progress
-    from poise.eval.records import RECORDS_FILE, read_records
-    from poise.eval.rejudge import rejudge
-    from poise.eval.report_table import print_run_tables
-    from poise.eval.runner import read_run_spec, summarize
+    from poise.eval.judges.rejudge import rejudge
+    from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.lock import RunLock
+    from poise.eval.run.progress import Progress
+    from poise.eval.run.records import RECORDS_FILE, read_records
+    from poise.eval.run.runner import read_run_spec, summarize
 
     _check_selection(None, None, concurrency, "judge calls")
     _limits(timeout, max_retries)
@@ -470,8 +477,8 @@ def agree(
     """Compare two judges' verdicts: confusion matrix, agreement, Cohen's kappa, disagreements."""
     from rich.table import Table
 
-    from poise.eval.rejudge import agree as compare
-    from poise.eval.rejudge import write_disagreements
+    from poise.eval.judges.rejudge import agree as compare
+    from poise.eval.judges.rejudge import write_disagreements
 
     names = _split([judges])
     if len(names) != 2:
@@ -537,8 +544,8 @@ def diagnose(
     """Name the stage (perception, intent, decision) where each failed sample went wrong."""
     from rich.table import Table
 
-    from poise.eval.diagnosis import diagnose as run_diagnosis
-    from poise.eval.lock import RunLock
+    from poise.eval.analysis.diagnosis import diagnose as run_diagnosis
+    from poise.eval.run.lock import RunLock
 
     _check_selection(None, None, concurrency)
     _limits(timeout, max_retries)
@@ -610,7 +617,7 @@ def report(
     ] = 15,
 ) -> None:
     """Write the trade-off report: one self-contained HTML page and a Markdown summary."""
-    from poise.eval.report import BrowserLimits, build_report
+    from poise.eval.report.build import BrowserLimits, build_report
 
     for path in inputs:
         if not path.exists():

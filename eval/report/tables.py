@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from poise.eval.published import mossbench_row, mssbench_row
+from poise.benchmarks.published import mossbench_row, mssbench_row
 
 TYPE_LABELS = {"1": "ER", "2": "NH", "3": "CI"}
 

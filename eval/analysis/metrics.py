@@ -7,11 +7,13 @@ re-scored after re-judging. Rates are percentages rounded to two decimals.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from poise.benchmarks.registry import benchmark_spec
 from poise.benchmarks.sample import STIMULUS_TYPES
 from poise.errors import PoiseError
-from poise.eval.records import Record
+from poise.eval.run.records import Record
 
 
 def _pct(numerator: int, denominator: int) -> float | None:
@@ -112,6 +114,16 @@ def situational_accuracy(records: list[Record], judge: str) -> dict[str, Any]:
     }
     out["unparseable"] = sum(1 for r in rows if r.verdicts[judge].error)
     return out
+
+
+Scorer = Callable[[list[Record], str], dict[str, Any]]
+# Which metrics score a benchmark, by the kind its spec declares.
+SCORERS: dict[str, Scorer] = {"refusal": refusal_rates, "situational": situational_accuracy}
+
+
+def scorer(benchmark: str) -> Scorer:
+    """The metric function for a benchmark, chosen by its spec's ``kind``."""
+    return SCORERS[benchmark_spec(benchmark).kind]
 
 
 def usage(records: list[Record]) -> dict[str, Any]:

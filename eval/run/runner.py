@@ -11,7 +11,7 @@ Retries of model calls happen in one place, :mod:`poise.agents.retry` (at most
 concurrency and records what failed.
 
 One process writes a run directory at a time: the runner holds the directory's
-:class:`~poise.eval.lock.RunLock` from the moment it reads the records until the summary is
+:class:`~poise.eval.run.lock.RunLock` from the moment it reads the records until the summary is
 written. A run interrupted by Ctrl-C still writes the summary of what it recorded.
 """
 
@@ -32,16 +32,21 @@ from poise.agents.models.handle import ModelHandle, load_model
 from poise.agents.models.replay import BENCHMARK_KEY, SAMPLE_ID_KEY
 from poise.agents.prompts import get_prompt
 from poise.benchmarks.filters import select
-from poise.benchmarks.registry import LoadedBenchmark, load_benchmark
+from poise.benchmarks.registry import (
+    LoadedBenchmark,
+    benchmark_spec,
+    benchmark_specs,
+    load_benchmark,
+)
 from poise.benchmarks.sample import Sample
 from poise.errors import PoiseError, known_names
-from poise.eval import metrics
+from poise.eval.analysis import metrics
 from poise.eval.judges.base import Judge, Verdict, get_judge
 from poise.eval.judges.versions import announce_replacement, needs_verdict
-from poise.eval.lock import RunLock
-from poise.eval.progress import Progress
-from poise.eval.provenance import provenance
-from poise.eval.records import (
+from poise.eval.run.lock import RunLock
+from poise.eval.run.progress import Progress
+from poise.eval.run.provenance import provenance
+from poise.eval.run.records import (
     RECORDS_FILE,
     RUN_FILE,
     SUMMARY_FILE,
@@ -56,12 +61,6 @@ from poise.graphs.cache import StageCache
 from poise.graphs.registry import PipelineSpec, get_pipeline
 from poise.graphs.state import PipelineContext, PipelineState, oracle_prefill
 
-DEFAULT_JUDGES = {
-    "mossbench": "offline",
-    "mossbench-contrast": "offline",
-    "mssbench-chat": "mssbench-offline",
-    "mssbench-embodied": "mssbench-offline",
-}
 ABORT_AFTER_FIRST_FAILURES = 5
 
 
@@ -136,9 +135,7 @@ class RunSpec(BaseModel):
     def judge_names(self) -> list[str]:
         if self.judges:
             return self.judges
-        if self.benchmark.startswith("mssbench") and normalise_setting(self.setting) != "if":
-            return ["mssbench-classification"]
-        return [DEFAULT_JUDGES.get(self.benchmark, "offline")]
+        return [benchmark_spec(self.benchmark).default_judge(normalise_setting(self.setting))]
 
 
 def _prompt_label(value: str | None) -> str:
@@ -206,21 +203,26 @@ def build_context(
     stage_cache: StageCache | None = None,
 ) -> PipelineContext:
     """Models for every stage, the system prompt and the oracle set, checked up front."""
-    unknown_stages = set(spec.stage_models) - set(pipeline.stages)
+    unknown_stages = set(spec.stage_models) - set(pipeline.stage_names)
     if unknown_stages:
         raise PoiseError(
             f"pipeline {pipeline.name} has no stage {', '.join(sorted(unknown_stages))}; "
-            f"its stages: {known_names(pipeline.stages)}"
+            f"its stages: {known_names(pipeline.stage_names)}"
         )
     if spec.prompt_stages is not None:
-        bad = set(spec.prompt_stages) - set(pipeline.stages)
+        bad = set(spec.prompt_stages) - set(pipeline.stage_names)
         if bad:
             raise PoiseError(
-                f"--prompt-stages {', '.join(sorted(bad))}: pipeline {pipeline.name} stages are {known_names(pipeline.stages)}"
+                f"--prompt-stages {', '.join(sorted(bad))}: pipeline {pipeline.name} stages are {known_names(pipeline.stage_names)}"
             )
     setting = normalise_setting(spec.setting)
-    if setting != "if" and not spec.benchmark.startswith("mssbench"):
-        raise PoiseError(f"--setting {spec.setting} applies to MSSBench benchmarks only")
+    settings = benchmark_spec(spec.benchmark).settings
+    if setting != "if" and setting not in settings:
+        with_settings = [b.name for b in benchmark_specs() if setting in b.settings]
+        raise PoiseError(
+            f"--setting {spec.setting} does not apply to {spec.benchmark}; "
+            f"benchmarks with that setting: {', '.join(with_settings) or 'none'}"
+        )
     if setting != "if" and pipeline.name != "baseline":
         raise PoiseError(
             f"--setting {spec.setting} frames a single call: use --pipeline baseline "
@@ -612,11 +614,7 @@ def summarize(
         except json.JSONDecodeError:
             previous = {}
     judge_names = sorted({name for r in records for name in r.verdicts})
-    scorer = (
-        metrics.situational_accuracy
-        if spec.benchmark.startswith("mssbench")
-        else metrics.refusal_rates
-    )
+    scorer = metrics.scorer(spec.benchmark)
     summary: dict[str, Any] = {
         "run_id": spec.run_id,
         "directory": str(directory),

@@ -27,8 +27,8 @@ from typing import Any
 
 from poise.errors import PoiseError
 from poise.eval.csvsafe import safe_rows
-from poise.eval.records import RECORDS_FILE, RUN_FILE, Record, read_records, write_json
-from poise.eval.runner import Runner, RunSpec, Selection
+from poise.eval.run.records import RECORDS_FILE, RUN_FILE, Record, read_records, write_json
+from poise.eval.run.runner import Runner, RunSpec, Selection
 from poise.graphs.cache import StageCache
 from poise.graphs.registry import get_pipeline
 

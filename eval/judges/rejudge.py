@@ -7,7 +7,7 @@ saved atomically every few seconds.
 
 Verdicts carry their judge's version (a content hash of its rules, data or prompt). A
 verdict of an older version is stale: re-judging replaces it, says so, and a summary never
-mixes two versions of one judge (:func:`poise.eval.metrics.judge_version`).
+mixes two versions of one judge (:func:`poise.eval.analysis.metrics.judge_version`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from poise.errors import PoiseError
-from poise.eval.agreement import agreement_rate, cohen_kappa, confusion_matrix
+from poise.eval.judges.agreement import agreement_rate, cohen_kappa, confusion_matrix
 from poise.eval.judges.base import Judge
 from poise.eval.judges.versions import announce_replacement, needs_verdict
-from poise.eval.records import RECORDS_FILE, RUN_FILE, Record, read_records, write_records
-from poise.eval.runner import summarize
+from poise.eval.run.records import RECORDS_FILE, RUN_FILE, Record, read_records, write_records
+from poise.eval.run.runner import summarize
 
 SAVE_EVERY_S = 5.0
 

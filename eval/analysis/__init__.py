@@ -1,0 +1,1 @@
+"""What recorded runs mean: metrics (rates, accuracies) and stage diagnosis."""

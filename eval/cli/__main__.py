@@ -1,0 +1,5 @@
+"""``python -m poise.eval.cli`` is the ``poise`` command."""
+
+from poise.eval.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""``poise bench``: speed of a pipeline against a local server, quality of the offline judges."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from poise.errors import PoiseError
+from poise.eval.cli.app import app, console
+
+
+@app.command()
+def bench(
+    what: Annotated[str, typer.Argument(help="pipeline or judge")],
+    samples: Annotated[int, typer.Option(help="pipeline: samples in the concurrent run")] = 300,
+    concurrency: Annotated[int, typer.Option(help="pipeline: samples in flight")] = 16,
+    latency: Annotated[
+        float, typer.Option(help="pipeline: server latency per request, seconds")
+    ] = 0.2,
+    pipeline: Annotated[str, typer.Option(help="pipeline: which pipeline")] = "poise",
+    sequential_samples: Annotated[
+        int, typer.Option(help="pipeline: samples in the sequential run")
+    ] = 20,
+    benchmark: Annotated[
+        str,
+        typer.Option(help="judge: whose offline judge, mossbench (refusal) or mssbench (4-class)"),
+    ] = "mossbench",
+) -> None:
+    """Measure a pipeline's speed against a local server, or the offline judges' quality."""
+    import json
+
+    from poise.eval import bench as benchmarks
+
+    if what == "pipeline":
+        result = benchmarks.bench_pipeline(
+            samples=samples,
+            concurrency=concurrency,
+            latency=latency,
+            pipeline=pipeline,
+            sequential_samples=sequential_samples,
+        )
+        c = result["concurrent"]
+        console.print(
+            f"{pipeline}: {c['samples']} samples, {c['calls']} calls, latency {latency}s, concurrency {concurrency}\n"
+            f"  measured {c['wall_s']:.2f}s   ideal (calls x latency / concurrency) {result['ideal_wall_s']:.2f}s"
+            f"   ratio {result['ratio_to_ideal']:.2f}x\n"
+            f"  sequential {result['sequential_wall_s_for_all_samples']:.1f}s ({result['note']})"
+            f"   speedup {result['speedup_vs_sequential']:.1f}x\n"
+            f"  CPU {c['cpu_ms_per_sample']:.1f} ms per sample (image encoding, graph, client), errors {c['errors']}",
+            highlight=False,
+        )
+    elif what == "judge":
+        from poise.eval.judges.quality_report import judge_report
+
+        result = judge_report(console, benchmark)
+    else:
+        raise PoiseError(f"unknown bench {what!r}; choose pipeline or judge")
+    console.print_json(json.dumps(result, default=str))

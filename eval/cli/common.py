@@ -1,0 +1,106 @@
+"""Options and checks shared by the ``poise`` commands.
+
+Every user-fixable problem surfaces as one line on stderr and exit status 2 (see
+:class:`poise.errors.PoiseError`); typer's own boxes are avoided for the same reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poise.errors import Interrupted, PoiseError
+
+# Options shared by every command that calls models or writes run directories.
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        help="seconds one attempt of a model call may take before it is cut off (default 60)"
+    ),
+]
+MaxRetriesOption = Annotated[
+    int | None,
+    typer.Option(help="retries of a failed model call (429, 5xx, timeout); default 3"),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="if another poise process is writing the run directory, wait for it"
+    ),
+]
+
+
+def at_least(value: int | float | None, minimum: int, option: str, meaning: str) -> None:
+    """Refuse a number below ``minimum`` with one line (typer would print a box)."""
+    if value is not None and value < minimum:
+        raise PoiseError(f"{option} {value} is not allowed: {meaning}")
+
+
+def apply_call_limits(timeout: float | None, max_retries: int | None) -> None:
+    """Check and apply --timeout / --max-retries for every model call of this process."""
+    from poise.agents.retry import configure_calls
+
+    if timeout is not None and not timeout > 0:
+        raise PoiseError(f"--timeout {timeout} is not allowed: give seconds > 0, e.g. --timeout 60")
+    at_least(max_retries, 0, "--max-retries", "give 0 (no retries) or more")
+    configure_calls(timeout_s=timeout, max_retries=max_retries)
+
+
+def check_selection(
+    limit: int | None, sample: int | None, concurrency: int, what: str = "samples"
+) -> None:
+    at_least(limit, 1, "--limit", "give the number of samples to run, 1 or more")
+    at_least(sample, 1, "--sample", "give the size of the random subset, 1 or more")
+    at_least(concurrency, 1, "--concurrency", f"give the number of {what} in flight, 1 or more")
+
+
+def interrupted(detail: str) -> Interrupted:
+    return Interrupted(
+        f"interrupted: {detail}; what finished is recorded and summarised; "
+        "rerun the same command to resume"
+    )
+
+
+def split_csv(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise PoiseError(f"{option} takes STAGE=PROVIDER/MODEL, got {value!r}")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def offline_models(benchmarks: list[str], option: str = "--models") -> list[str]:
+    """The models whose answers ship with the benchmarks (the no-key default)."""
+    from poise.benchmarks.registry import benchmark_spec
+
+    models = [m for b in benchmarks for m in benchmark_spec(b).offline_models]
+    if not models:
+        raise PoiseError(f"{option} is required for this benchmark, e.g. {option} openai/gpt-4o")
+    return list(dict.fromkeys(models))
+
+
+def readable_run_directories(path: Path) -> list[Path]:
+    """The run directories at or under ``path``, each with a readable run.json.
+
+    A directory being written by another process is fine to read (rewrites are atomic);
+    a corrupt run.json is a one-line error naming the file.
+    """
+    from poise.eval.judges.rejudge import run_directories
+    from poise.eval.run.runner import read_run_spec
+
+    if not path.exists():
+        raise PoiseError(
+            f"{path} does not exist; pass run or sweep directories written by poise run"
+        )
+    directories = run_directories(path) if path.is_dir() else run_directories(path.parent)
+    for directory in directories:
+        read_run_spec(directory)
+    return directories

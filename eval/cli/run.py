@@ -1,0 +1,259 @@
+"""``poise run`` and ``poise sweep``: run pipelines x models on benchmarks, judge, record."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poise.eval.cli.app import app, console, err_console
+from poise.eval.cli.common import (
+    MaxRetriesOption,
+    TimeoutOption,
+    WaitOption,
+    apply_call_limits,
+    check_selection,
+    interrupted,
+    offline_models,
+    parse_pairs,
+    split_csv,
+)
+
+
+@app.command()
+def run(
+    benchmark: Annotated[
+        str, typer.Option(help="mossbench, mossbench-contrast, mssbench-chat, mssbench-embodied")
+    ] = "mossbench",
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PROVIDER/MODEL (repeat or comma-separate for several). Default: the four packaged replay/ models"
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="data directory or hub id (default: packaged questions, or the hub)"),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="server for openai-compatible/ models, e.g. http://localhost:8000/v1"),
+    ] = None,
+    pipeline: Annotated[
+        str, typer.Option(help="pipeline name (poise list pipelines)")
+    ] = "baseline",
+    system_prompt: Annotated[
+        str | None, typer.Option(help="system prompt name (poise list prompts) or file path")
+    ] = None,
+    prompt_stages: Annotated[
+        str | None, typer.Option(help="comma-separated stages the system prompt applies to")
+    ] = None,
+    prompt_dir: Annotated[
+        list[Path] | None, typer.Option(help="extra directory of system prompt files")
+    ] = None,
+    stage_model: Annotated[
+        list[str] | None, typer.Option(help="STAGE=PROVIDER/MODEL, per-stage model")
+    ] = None,
+    oracle: Annotated[
+        list[str] | None, typer.Option(help="replace a stage with ground truth: perception, intent")
+    ] = None,
+    judge: Annotated[
+        list[str] | None, typer.Option(help="judge name(s) (poise list judges)")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="PROVIDER/MODEL for LLM judges")] = None,
+    setting: Annotated[
+        str | None, typer.Option(help="MSSBench setting: if, qc, ic, ic-cap")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="directory that holds run directories")] = Path("runs"),
+    limit: Annotated[int | None, typer.Option(help="first N samples (after filters)")] = None,
+    sample: Annotated[int | None, typer.Option(help="a seeded random subset of N samples")] = None,
+    seed: Annotated[int, typer.Option(help="seed for --sample")] = 0,
+    types: Annotated[
+        str | None, typer.Option(help="MOSSBench stimulus types: 1,2,3 or ER,NH,CI")
+    ] = None,
+    ids: Annotated[str | None, typer.Option(help="comma-separated sample ids")] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="comma-separated sample ids to leave out")
+    ] = None,
+    categories: Annotated[str | None, typer.Option(help="comma-separated categories")] = None,
+    concurrency: Annotated[int, typer.Option(help="samples in flight at once")] = 8,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    timeout: TimeoutOption = None,
+    max_retries: MaxRetriesOption = None,
+    wait: WaitOption = False,
+) -> None:
+    """Run MODEL(s) through a PIPELINE on a BENCHMARK, judge, record and summarise.
+
+    With no options: re-judge the published MOSSBench responses of four models offline and
+    print the measured refusal rates next to the paper's.
+    """
+    from poise.benchmarks.filters import parse_stimulus_types
+    from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.runner import Runner, RunSpec, Selection
+
+    check_selection(limit, sample, concurrency)
+    apply_call_limits(timeout, max_retries)
+    models = split_csv(model) or offline_models([benchmark], "--model")
+    selection = Selection(
+        stimulus_types=sorted(parse_stimulus_types([types])) if types else [],
+        ids=split_csv([ids]) if ids else [],
+        exclude=split_csv([exclude]) if exclude else [],
+        categories=split_csv([categories]) if categories else [],
+        sample=sample,
+        seed=seed,
+        limit=limit,
+    )
+    results = []
+    announced: list[str] = []
+
+    def announce(loaded) -> None:
+        """Say once, before the first run starts, what was loaded and what is missing."""
+        if not announced:
+            announced.append(loaded.summary_line())
+            err_console.print(announced[0], highlight=False)
+
+    for name in models:
+        spec = RunSpec(
+            benchmark=benchmark,
+            data=data,
+            model=name,
+            base_url=base_url,
+            pipeline=pipeline,
+            system_prompt=system_prompt,
+            prompt_stages=split_csv([prompt_stages]) if prompt_stages is not None else None,
+            stage_models=parse_pairs(stage_model, "--stage-model"),
+            oracle=sorted(set(split_csv(oracle))),
+            judges=split_csv(judge),
+            judge_model=judge_model,
+            setting=setting,
+            selection=selection,
+        )
+        runner = Runner(
+            spec,
+            out,
+            concurrency=concurrency,
+            progress=progress,
+            prompt_dirs=tuple(prompt_dir or ()),
+            loaded_callback=announce,
+            wait=wait,
+        )
+        try:
+            result = asyncio.run(runner.run())
+        except KeyboardInterrupt:
+            raise interrupted(runner.interrupted or f"{runner.directory}") from None
+        if result.nothing_to_do:
+            err_console.print(
+                f"{result.directory.name}: all {result.selected} selected samples were already "
+                "recorded; nothing new was run (raise --limit, or use another --out for a fresh run)",
+                highlight=False,
+            )
+        results.append(result)
+    print_run_tables(console, [r.summary for r in results])
+
+
+@app.command()
+def sweep(
+    benchmarks: Annotated[str, typer.Option(help="comma-separated benchmarks")] = "mossbench",
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated PROVIDER/MODEL names "
+            "[default: the models whose answers ship with the benchmarks]"
+        ),
+    ] = None,
+    pipelines: Annotated[str, typer.Option(help="comma-separated pipelines")] = "baseline",
+    system_prompts: Annotated[
+        str, typer.Option(help="comma-separated prompt names or paths; vanilla = none")
+    ] = "vanilla",
+    out: Annotated[Path, typer.Option(help="sweep directory (one run directory per cell)")] = Path(
+        "runs/sweep"
+    ),
+    data: Annotated[
+        list[str] | None, typer.Option(help="BENCHMARK=DIR (or a bare DIR for every benchmark)")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="server for openai-compatible/ models")
+    ] = None,
+    prompt_dir: Annotated[
+        list[Path] | None, typer.Option(help="extra directory of system prompt files")
+    ] = None,
+    prompt_stages: Annotated[
+        str | None, typer.Option(help="comma-separated stages the system prompt applies to")
+    ] = None,
+    judge: Annotated[list[str] | None, typer.Option(help="judge name(s)")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="PROVIDER/MODEL for LLM judges")] = None,
+    setting: Annotated[
+        str | None, typer.Option(help="MSSBench setting: if, qc, ic, ic-cap")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="first N samples of each benchmark")] = None,
+    sample: Annotated[int | None, typer.Option(help="a seeded random subset of N samples")] = None,
+    seed: Annotated[int, typer.Option(help="seed for --sample")] = 0,
+    types: Annotated[str | None, typer.Option(help="MOSSBench stimulus types")] = None,
+    concurrency: Annotated[int, typer.Option(help="requests in flight across the whole grid")] = 8,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    timeout: TimeoutOption = None,
+    max_retries: MaxRetriesOption = None,
+    wait: WaitOption = False,
+) -> None:
+    """Run a grid of benchmarks x models x pipelines x system prompts, reusing shared stages."""
+    from poise.benchmarks.filters import parse_stimulus_types
+    from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.runner import RunSpec, Selection
+    from poise.eval.run.sweep import plan, run_sweep
+
+    check_selection(limit, sample, concurrency, "requests")
+    apply_call_limits(timeout, max_retries)
+    data_by_benchmark: dict[str, str] = {}
+    for value in data or []:
+        key, sep, path = value.partition("=")
+        if sep:
+            data_by_benchmark[key] = path
+        else:
+            data_by_benchmark["*"] = value
+    base = RunSpec(
+        model="placeholder/x",
+        base_url=base_url,
+        prompt_stages=split_csv([prompt_stages]) if prompt_stages is not None else None,
+        judges=split_csv(judge),
+        judge_model=judge_model,
+        setting=setting,
+        selection=Selection(
+            stimulus_types=sorted(parse_stimulus_types([types])) if types else [],
+            sample=sample,
+            seed=seed,
+            limit=limit,
+        ),
+    )
+    prompts = [None if p == "vanilla" else p for p in split_csv([system_prompts])]
+    chosen = split_csv([benchmarks])
+    model_names = split_csv([models]) if models else offline_models(chosen)
+    specs = plan(
+        benchmarks=chosen,
+        models=model_names,
+        pipelines=split_csv([pipelines]),
+        system_prompts=prompts,
+        base=base,
+    )
+    for spec in specs:
+        spec.data = data_by_benchmark.get(spec.benchmark, data_by_benchmark.get("*"))
+    try:
+        result = asyncio.run(
+            run_sweep(
+                specs,
+                out,
+                concurrency=concurrency,
+                progress=progress,
+                prompt_dirs=tuple(prompt_dir or ()),
+                wait=wait,
+            )
+        )
+    except KeyboardInterrupt:
+        raise interrupted(f"sweep {out}") from None
+    print_run_tables(console, result.summaries)
+    console.print(
+        f"sweep: {len(specs)} cells in {result.wall_time_s:.1f}s; model calls made {result.calls_made}, "
+        f"saved by reusing shared stages {result.calls_saved}; {out}/sweep.json",
+        highlight=False,
+    )

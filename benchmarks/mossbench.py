@@ -23,6 +23,7 @@ from poise.benchmarks.paths import missing_local_path, resolve_inside
 from poise.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, register_benchmark
 from poise.benchmarks.sample import HARM_CATEGORIES, Expected, ImageRef, Sample
 from poise.errors import PoiseError
+from poise.extras import require
 
 HUB_ID = "AIcell/MOSSBench"
 PACKAGED = Path(str(resources.files("poise.benchmarks").joinpath("data")))
@@ -231,7 +232,7 @@ def _hub_config(variant: str) -> str:
 
 
 def _load_hub(name: str, variant: str, repo_id: str) -> LoadedBenchmark:
-    import datasets
+    datasets = require("datasets", "hub", "MOSSBench from the Hugging Face hub")
 
     try:
         ds = datasets.load_dataset(repo_id, _hub_config(variant), split="train")
@@ -245,7 +246,7 @@ def _load_hub(name: str, variant: str, repo_id: str) -> LoadedBenchmark:
 
 
 def _load_saved_dataset(name: str, variant: str, path: Path) -> LoadedBenchmark:
-    import datasets
+    datasets = require("datasets", "hub", "a saved Hugging Face dataset")
 
     try:
         ds = datasets.load_from_disk(str(path))

@@ -27,6 +27,7 @@ from poise.benchmarks.paths import missing_local_path, resolve_inside
 from poise.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, register_benchmark
 from poise.benchmarks.sample import Expected, ImageRef, Sample
 from poise.errors import PoiseError
+from poise.extras import require
 
 HUB_ID = "kzhou35/mssbench"
 JSON_NAMES = ("combined.json", "combine.json")
@@ -165,13 +166,7 @@ def _download(repo_id: str) -> Path:
 
     ``huggingface_hub.snapshot_download`` is looked up at call time so tests can monkeypatch it.
     """
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise PoiseError(
-            "huggingface_hub is not installed; install it, or download MSSBench yourself and "
-            "pass --data DIR"
-        ) from None
+    huggingface_hub = require("huggingface_hub", "hub", "MSSBench from the Hugging Face hub")
     try:
         return Path(huggingface_hub.snapshot_download(repo_id=repo_id, repo_type="dataset"))
     except Exception as exc:  # network, gating, wrong id: all one line for the user

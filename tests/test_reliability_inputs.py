@@ -19,7 +19,7 @@ from poise.eval.cli import main
 from poise.eval.csvsafe import neutralise
 from poise.eval.run.lock import HOLDER_FILE, RunLock
 from poise.eval.run.records import write_json
-from poise.eval.secrets import redact
+from poise.secrets import redact
 
 REPLAY = ("--model", "replay/gpt-4o", "--no-progress")
 

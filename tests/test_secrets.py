@@ -12,7 +12,7 @@ from conftest import build_mossbench_dir
 from poise.errors import PoiseError
 from poise.eval.run.records import read_records
 from poise.eval.run.runner import Runner, RunSpec, summarize
-from poise.eval.secrets import redact
+from poise.secrets import redact
 from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer
 
 KEY = "sk-test-DO-NOT-LEAK-1234567890"

@@ -49,7 +49,7 @@ def _init(model: str, provider: str, **params) -> BaseChatModel:
 
 def note_custom_host(provider: str, variable: str, base_url: str) -> None:
     """Say once per host that ``provider``'s key goes to a server the user named."""
-    from poise.eval.secrets import redact_url
+    from poise.secrets import redact_url
 
     shown = redact_url(base_url) or base_url
     if shown in _noted_hosts:

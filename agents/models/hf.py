@@ -37,6 +37,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
 from poise.agents.models.registry import register_provider
+from poise.extras import require
 from poise.errors import PoiseError
 
 if TYPE_CHECKING:  # only for annotations; importing PIL/torch at runtime is deferred
@@ -334,8 +335,8 @@ class HFVisionChatModel(BaseChatModel):
         fields.setdefault("model_name", repo_or_path)
         source = _resolve_source(repo_or_path)
 
-        import torch
-        import transformers
+        torch = require("torch", "hf", "hf/ models")
+        transformers = require("transformers", "hf", "hf/ models")
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         common: dict[str, Any] = {"trust_remote_code": trust_remote_code}

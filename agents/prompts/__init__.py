@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from poise.errors import PoiseError, known_names
 
-ROOT = Path(__file__).resolve().parent
+# The packaged prompts, as a directory (the package is installed unzipped).
+ROOT = Path(str(resources.files(__name__)))
 
 
 @dataclass(frozen=True)

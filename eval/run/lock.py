@@ -104,7 +104,7 @@ class RunLock:
         )
 
     def _write_holder(self) -> None:
-        from poise.eval.secrets import redact
+        from poise.secrets import redact
 
         info = {
             "pid": os.getpid(),

@@ -56,7 +56,7 @@ from poise.eval.run.records import (
     write_json,
     write_records,
 )
-from poise.eval.secrets import redact
+from poise.secrets import redact
 from poise.graphs.cache import StageCache
 from poise.graphs.registry import PipelineSpec, get_pipeline
 from poise.graphs.state import PipelineContext, PipelineState, oracle_prefill

@@ -2,7 +2,8 @@
 
 The MSSBench paper's chain-of-thought baseline: the same reasoning steps as ``poise``, asked
 of the base model in a single structured reply. Comparing the two separates the effect of the
-reasoning steps from the effect of splitting them into separate calls.
+reasoning steps from the effect of splitting them into separate calls. For diagnosis, oracle
+perception and intent are stated before the task (there is no stage to replace).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, field_validator
 from poise.agents.decision import normalise_decision
 from poise.agents.invoke import ask_structured, build_messages, query_of
 from poise.agents.models.handle import ModelHandle
+from poise.agents.oracles import with_oracles
 from poise.agents.prompts import Prompt, get_prompt
 from poise.graphs.pipeline import END, START, PipelineSpec, Stage
 from poise.graphs.registry import register_pipeline
@@ -54,7 +56,7 @@ async def reason_and_answer(
     answer or refusal is still an answer to judge), and the stage records the parse error."""
     messages = build_messages(
         model,
-        _prompt().render(query=query_of(state)),
+        with_oracles(_prompt().render(query=query_of(state)), state),
         image_url=state.get("image_url"),
         system=system,
     )
@@ -76,5 +78,7 @@ SPEC = register_pipeline(
         stages=(Stage(STAGE, reason_and_answer),),
         edges=((START, STAGE), (STAGE, END)),
         prompt_stages=frozenset({STAGE}),
+        # One call has no stage to skip: ground truth is stated before the task.
+        oracle_in_prompt=frozenset({"perception", "intent"}),
     )
 )

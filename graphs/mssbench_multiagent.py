@@ -27,7 +27,9 @@ Fallbacks (parse failures never stop a sample; the Call records the parse error)
 - response: unparseable JSON -> the text after "Response to instruction:" if the model wrote
   the paper's labelled format, else the whole reply; ``unsafe`` is then None.
 
-Oracle: ``--oracle intent`` pre-fills ``state["intent"]`` (``benign_reading`` = the benchmark's
+Oracle: ``--oracle perception`` states the benchmark's description of the scene before the
+judge's and the embodied response agent's prompts (the agents that read the image).
+``--oracle intent`` pre-fills ``state["intent"]`` (``benign_reading`` = the benchmark's
 intent) and the chat route's intent stage passes without a call. The embodied route has no
 intent stage and ignores it. Samples of a benchmark whose task is ``embodied`` take the
 embodied route; every other benchmark takes the chat route (its query-image form fits any
@@ -47,6 +49,7 @@ from pydantic import BaseModel, field_validator
 
 from poise.agents.invoke import ask, ask_structured, build_messages
 from poise.agents.models.handle import ModelHandle
+from poise.agents.oracles import with_oracles
 from poise.agents.prompts import Prompt, get_prompt
 from poise.benchmarks.registry import benchmark_spec
 from poise.graphs.pipeline import END, START, PipelineSpec, Route, Stage
@@ -58,6 +61,7 @@ CHAT_STAGES = ("intent", "judge", "qa")
 EMBODIED_STAGES = ("important_point", "response")
 STAGES = CHAT_STAGES + EMBODIED_STAGES
 PROMPT_STAGES = frozenset({"qa", "response"})
+_PERCEPTION = frozenset({"perception"})
 TEXT_LIMIT = 1000  # characters of an unparsed reply kept as reasoning
 NO_POINT = "(no specific point given)"
 _RESPONSE_LABEL = re.compile(r"response\s+to\s+(?:the\s+)?instruction\s*:\s*", re.IGNORECASE)
@@ -150,7 +154,7 @@ async def judge_activity(
 ) -> dict[str, Any]:
     """Image + activity -> safe/unsafe with reasoning; unparseable counts as unsafe."""
     activity = activity_of(state)
-    text = _prompt("mssbench-judge").render(activity=activity)
+    text = with_oracles(_prompt("mssbench-judge").render(activity=activity), state, _PERCEPTION)
     messages = build_messages(model, text, image_url=state.get("image_url"), system=system)
     parsed, call = await ask_structured(model, "judge", messages, JudgeReply, config)
     if parsed is not None:
@@ -205,8 +209,12 @@ async def respond(
 ) -> dict[str, Any]:
     """Image + instruction + important point -> reasoning, unsafe hint and the response."""
     point = ((state.get("stages") or {}).get("important_point") or {}).get("point") or NO_POINT
-    text = _prompt("mssbench-response").render(
-        instruction=state["sample"].query, important_point=point
+    text = with_oracles(
+        _prompt("mssbench-response").render(
+            instruction=state["sample"].query, important_point=point
+        ),
+        state,
+        _PERCEPTION,
     )
     messages = build_messages(
         model,
@@ -264,5 +272,7 @@ SPEC = register_pipeline(
             ("respond", END),
         ),
         prompt_stages=PROMPT_STAGES,
+        # The agents that read the image are told an oracle's description of it.
+        oracle_in_prompt=frozenset({"perception"}),
     )
 )

@@ -80,7 +80,7 @@ def test_registered_with_the_union_of_stages():
     spec = _PIPELINES["mssbench-multiagent"]
     assert spec.stage_names == ("intent", "judge", "qa", "important_point", "response")
     assert spec.prompt_stages == frozenset({"qa", "response"})
-    assert spec.oracle_stages == frozenset({"intent"})
+    assert spec.oracle_stages == frozenset({"intent", "perception"})
 
 
 def test_chat_route_hands_each_output_to_the_next_agent():

@@ -12,8 +12,8 @@ from conftest import build_mossbench_dir
 from poise.errors import PoiseError
 from poise.eval.run.records import read_records
 from poise.eval.run.runner import Runner, RunSpec, summarize
-from poise.secrets import redact
 from poise.eval.testing.openai_server import ChatRequest, MockOpenAIServer
+from poise.secrets import redact
 
 KEY = "sk-test-DO-NOT-LEAK-1234567890"
 JUDGE_PROMPT_MARK = "Answer in exactly this format"  # only the mossbench-llm judge prompt says it

@@ -63,7 +63,12 @@ async def decide(
     system: Prompt | None = None,
     config: RunnableConfig | None = None,
 ) -> dict[str, Any]:
-    """Weigh query, perception and intent; returns ``{"decision": {...}, "calls": [call]}``."""
+    """Weigh query, perception and intent; returns ``{"decision": {...}, "calls": [call]}``.
+
+    The intent is read only through :func:`poise.agents.intent.render`, so an oracle intent
+    (the benchmark's intent text and harmfulness, no verdict or confidence) reaches the prompt
+    as ground truth and the safety question stays this stage's to answer.
+    """
     text = _prompt().render(
         query=query_of(state),
         perception=perception_agent.render(state.get("perception") or {}),

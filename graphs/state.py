@@ -58,29 +58,79 @@ class PipelineContext:
         return self.system_prompt if stage in stages else None
 
 
+def intent_harmfulness(benchmark: str) -> str | None:
+    """"harmful" / "benign" where the benchmark defines its intents' harmfulness, else None.
+
+    From the benchmark's spec (``intent_harmful``): MOSSBench's contrast set would be harmful
+    and its benign set benign, MSSBench's intents are benign (its risk is in the situation).
+    An unknown benchmark (a test's ad-hoc sample) defines nothing.
+    """
+    from poise.benchmarks.registry import benchmark_spec
+    from poise.errors import PoiseError
+
+    try:
+        harmful = benchmark_spec(benchmark).intent_harmful
+    except PoiseError:
+        return None
+    return None if harmful is None else ("harmful" if harmful else "benign")
+
+
+def oracle_problem(benchmark: str, oracle: frozenset[str] | set[str] | list[str]) -> str | None:
+    """One line saying which requested oracle ``benchmark`` carries no ground truth for, or None.
+
+    ``--oracle intent`` on MOSSBench has nothing to inject (its samples have no intent text);
+    the runner and ``poise diagnose`` say so instead of injecting the query as "ground truth".
+    """
+    from poise.benchmarks.registry import benchmark_spec
+
+    spec = benchmark_spec(benchmark)
+    missing = sorted(set(oracle) - set(spec.oracles))
+    if not missing:
+        return None
+    carried = ", ".join(sorted(spec.oracles)) or "none"
+    return (
+        f"--oracle {', '.join(missing)}: {benchmark} carries no ground-truth "
+        f"{' or '.join(missing)} (it has no {' or '.join(missing)} text); "
+        f"oracles it carries: {carried}"
+    )
+
+
 def oracle_prefill(sample: Sample, oracle: frozenset[str]) -> dict[str, Any]:
-    """State entries that replace stages with the benchmark's ground truth.
+    """State entries that replace stages with the benchmark's ground truth, and nothing else.
 
     A pre-filled stage is skipped by the graph (its router sees the output present), so the
-    same compiled pipeline serves normal and diagnosis runs.
+    same compiled pipeline serves normal and diagnosis runs. Only what the benchmark states is
+    injected:
+
+    - perception: the benchmark's description of the image (nothing when the sample has none,
+      e.g. an MSSBench safe-side chat image: the stage then runs as usual);
+    - intent: the benchmark's intent text, and its harmfulness only where the benchmark
+      defines it (``intent_harmful`` in its spec). Never a ``verdict`` or a ``confidence``:
+      those are the intent stage's answer to the safety question, which on MSSBench the
+      situation decides, so an oracle that set them would decide it for the pipeline. The
+      intent text goes into ``benign_reading`` / ``harmful_reading`` as the benchmark
+      classifies it, and always into ``intent_text``. A sample without intent text gets none.
     """
     update: dict[str, Any] = {}
-    if "perception" in oracle:
+    if "perception" in oracle and sample.oracle_perception:
         update["perception"] = {
-            "description": sample.oracle_perception or "",
+            "description": sample.oracle_perception,
             "salient_objects": [],
             "visible_text": "",
             "safety_cues": [],
             "refused": False,
             "source": "oracle",
         }
-    if "intent" in oracle:
-        update["intent"] = {
-            "benign_reading": sample.oracle_intent or sample.query,
-            "harmful_reading": "",
-            "verdict": "benign",
-            "confidence": 1.0,
-            "rationale": "ground-truth intent from the benchmark",
+    if "intent" in oracle and sample.oracle_intent:
+        harmfulness = intent_harmfulness(sample.benchmark)
+        intent: dict[str, Any] = {
+            "intent_text": sample.oracle_intent,
+            "benign_reading": sample.oracle_intent if harmfulness == "benign" else "",
+            "harmful_reading": sample.oracle_intent if harmfulness == "harmful" else "",
+            "rationale": "the user's intent as the benchmark states it; not a safety verdict",
             "source": "oracle",
         }
+        if harmfulness is not None:
+            intent["harmfulness"] = harmfulness
+        update["intent"] = intent
     return update

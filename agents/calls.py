@@ -7,6 +7,7 @@ placeholder ``<image>``) so that records stay small and readable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -27,6 +28,24 @@ class Call(BaseModel):
     truncated: bool = Field(
         default=False, description="output was longer than Poise keeps and was cut (marked)"
     )
+    blocked: str | None = Field(
+        default=None,
+        description="the provider's safety filter stopped this call, with its reason "
+        "(e.g. 'finish:SAFETY', 'prompt:PROHIBITED_CONTENT'); the output is then empty",
+    )
+
+
+def response_blocked(calls: Sequence[Call | dict[str, Any]]) -> str | None:
+    """The block reason of the call the final response came from (the last one), else None.
+
+    Every pipeline answers with its last call, so a judge that must tell a provider block
+    from a refusal in words reads this rather than the (empty) text. Plain dicts (a record
+    read as JSON) are accepted too.
+    """
+    if not calls:
+        return None
+    last = calls[-1]
+    return last.get("blocked") if isinstance(last, dict) else last.blocked
 
 
 def strip_images(messages: list[Any]) -> list[dict[str, Any]]:

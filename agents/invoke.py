@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
@@ -23,9 +23,11 @@ from poise.agents.calls import Call, strip_images
 from poise.agents.models.handle import ModelHandle
 from poise.agents.parsing import ParseFailure, parse_json_object
 from poise.agents.prompts import Prompt
+from poise.agents.ratelimit import estimate_tokens, limiter_for, message_parts
 from poise.agents.retry import call_with_retries
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 
 # How each provider returns structured output natively. OpenAI-style servers take a JSON
 # schema as ``response_format`` on the request itself (cheaper than a with_structured_output
@@ -89,10 +91,39 @@ async def ask(
 ) -> tuple[str, Call]:
     """Plain text call; ``request`` options (e.g. ``response_format``) go to the provider."""
     started = time.perf_counter()
-    reply = await call_with_retries(
-        lambda: model.chat.ainvoke(messages, config=config, **request), provider=model.provider
+    reply = await _send(
+        model, messages, lambda: model.chat.ainvoke(messages, config=config, **request)
     )
     return _recorded(model, stage, messages, reply, started)
+
+
+async def _send(
+    model: ModelHandle, messages: list[BaseMessage], attempt: Callable[[], Awaitable[R]]
+) -> R:
+    """The one path of every model request: rate limits, then the retry layer.
+
+    Each attempt (a retry too) first waits for the model's ``--max-rpm`` / ``--max-tpm``
+    budget, outside the attempt's time limit; the provider's reported usage then corrects
+    the token estimate (:mod:`poise.agents.ratelimit`).
+    """
+    limiter = limiter_for(model.name)
+    if limiter is None:
+        return await call_with_retries(attempt, provider=model.provider)
+    texts, images = message_parts(messages)
+    max_tokens = getattr(model.chat, "max_tokens", None) or getattr(
+        model.chat, "max_output_tokens", None
+    )
+    output = limiter.expected_output(max_tokens if isinstance(max_tokens, int) else None)
+    estimate = estimate_tokens(texts, images, output)
+    charged: list[int] = []
+
+    async def wait_for_budget() -> None:
+        charged.append(await limiter.acquire(estimate))
+
+    reply = await call_with_retries(attempt, provider=model.provider, before=wait_for_budget)
+    raw = reply.get("raw") if isinstance(reply, dict) else reply
+    limiter.settle(charged[-1] if charged else estimate, *_usage(raw))
+    return reply
 
 
 def cap_text(text: str, limit: int = MAX_OUTPUT_CHARS) -> tuple[str, bool]:
@@ -118,6 +149,9 @@ def _recorded(
     text = _text_of(reply) if reply is not None else ""
     if not text and reply is not None and reply.tool_calls:
         text = json.dumps(reply.tool_calls[0].get("args", {}))
+    blocked = _block_reason(model, reply)
+    if blocked:  # what a filter let through before it stopped is not the model's answer
+        text = ""
     text, truncated = cap_text(text)
     tokens_in, tokens_out = _usage(reply)
     call = Call(
@@ -129,8 +163,18 @@ def _recorded(
         input_tokens=tokens_in,
         output_tokens=tokens_out,
         truncated=truncated,
+        blocked=blocked,
     )
     return text, call
+
+
+def _block_reason(model: ModelHandle, reply: AIMessage | None) -> str | None:
+    """The provider's structured "my safety filter stopped this" signal, if it sent one."""
+    if reply is None or model.provider != "google":
+        return None
+    from poise.agents.models.google import block_reason
+
+    return block_reason(reply.response_metadata)
 
 
 async def ask_structured(
@@ -162,8 +206,8 @@ async def _ask_with_tool(
     """Structured output through the provider's tool calling (with_structured_output)."""
     started = time.perf_counter()
     bound = model.structured(_json_schema(schema))
-    result: dict[str, Any] = await call_with_retries(
-        lambda: bound.ainvoke(messages, config=config), provider=model.provider
+    result: dict[str, Any] = await _send(
+        model, messages, lambda: bound.ainvoke(messages, config=config)
     )
     text, call = _recorded(model, stage, messages, result.get("raw"), started)
     parsed = result.get("parsed")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ DEFAULT_MAX_RETRIES = 3
 RETRY_AFTER_CAP_S = 60.0
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 8.0
-NETWORK_PROVIDERS = frozenset({"openai", "anthropic", "openai-compatible"})
+NETWORK_PROVIDERS = frozenset({"openai", "anthropic", "openai-compatible", "google"})
 _RETRYABLE_STATUS = 429  # rate limited: the same request succeeds later
 
 
@@ -100,6 +101,11 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(exc, http.HTTPStatusError):
             return _retryable_status(exc.response.status_code)
+    aiohttp = sys.modules.get("aiohttp")  # google-genai's async client when it is installed
+    if aiohttp is not None and isinstance(
+        exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
+    ):
+        return True
     for name in ("openai", "anthropic"):
         sdk = sys.modules.get(name)
         if sdk is None:
@@ -108,7 +114,47 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(exc, sdk.APIStatusError):
             return _retryable_status(exc.status_code)
+    status = _google_status(exc)
+    if status is not None:
+        return _retryable_status(status)
     return False
+
+
+def _google_error(exc: BaseException) -> Any:
+    """The google-genai APIError behind ``exc``: itself (5xx) or its cause (LangChain's
+    GoogleRateLimitError and other 4xx wrappers carry no status; the SDK error they wrap does)."""
+    genai = sys.modules.get("google.genai.errors")
+    if genai is None:
+        return None
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, genai.APIError):
+            return candidate
+    return None
+
+
+def _google_status(exc: BaseException) -> int | None:
+    error = _google_error(exc)
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None
+
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
+
+
+def _google_retry_delay_s(exc: BaseException) -> float | None:
+    """Google's requested wait: ``error.details[].retryDelay`` ("7s"); Gemini sends no header."""
+    error = _google_error(exc)
+    body = getattr(error, "details", None)
+    if not isinstance(body, dict):
+        return None
+    details = (body.get("error") or body).get("details")
+    for detail in details if isinstance(details, list) else []:
+        match = (
+            _DURATION.match(str(detail.get("retryDelay", ""))) if isinstance(detail, dict) else None
+        )
+        if match:
+            return float(match.group(1))
+    return None
 
 
 def _retryable_status(status: int) -> bool:
@@ -116,7 +162,10 @@ def _retryable_status(status: int) -> bool:
 
 
 def retry_after_s(exc: BaseException) -> float | None:
-    """The server's requested wait (``retry-after-ms`` or ``retry-after``), if any."""
+    """The server's requested wait (``retry-after-ms``, ``retry-after``, Google's ``retryDelay``)."""
+    google = _google_retry_delay_s(exc)
+    if google is not None:
+        return google
     response = getattr(exc, "response", None)
     headers: Any = getattr(response, "headers", None)
     if headers is None:
@@ -147,15 +196,28 @@ def delay_before_retry(exc: BaseException, retry: int) -> float:
 
 
 async def call_with_retries(
-    attempt: Callable[[], Awaitable[T]], *, provider: str, limits: CallLimits | None = None
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    provider: str,
+    limits: CallLimits | None = None,
+    before: Callable[[], Awaitable[object]] | None = None,
 ) -> T:
-    """Run ``attempt`` until it succeeds, fails for good, or the attempts are used up."""
+    """Run ``attempt`` until it succeeds, fails for good, or the attempts are used up.
+
+    ``before`` is awaited ahead of every attempt and outside its time limit: waiting for a
+    rate limit (:mod:`poise.agents.ratelimit`) is not the server being slow, and every
+    attempt, a retry included, is a request the provider counts.
+    """
     if provider not in NETWORK_PROVIDERS:  # local models and recordings: nothing to wait for
+        if before is not None:
+            await before()
         return await attempt()
     limits = limits or call_limits()
     timeout = limits.timeout_s
     retry = 0
     while True:
+        if before is not None:
+            await before()
         try:
             async with asyncio.timeout(timeout):
                 return await attempt()

@@ -7,11 +7,14 @@ Every user-fixable problem surfaces as one line on stderr and exit status 2 (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from poise.errors import Interrupted, PoiseError
+
+if TYPE_CHECKING:
+    from poise.agents.ratelimit import LimitSpec
 
 # Options shared by every command that calls models or writes run directories.
 TimeoutOption = Annotated[
@@ -23,6 +26,22 @@ TimeoutOption = Annotated[
 MaxRetriesOption = Annotated[
     int | None,
     typer.Option(help="retries of a failed model call (429, 5xx, timeout); default 3"),
+]
+MaxRpmOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--max-rpm",
+        help="requests per minute per model: N for every API model, or PROVIDER/MODEL=N "
+        "for one (repeatable)",
+    ),
+]
+MaxTpmOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--max-tpm",
+        help="tokens per minute per model (estimated before each call, corrected after): "
+        "N or PROVIDER/MODEL=N (repeatable)",
+    ),
 ]
 WaitOption = Annotated[
     bool,
@@ -38,14 +57,58 @@ def at_least(value: int | float | None, minimum: int, option: str, meaning: str)
         raise PoiseError(f"{option} {value} is not allowed: {meaning}")
 
 
-def apply_call_limits(timeout: float | None, max_retries: int | None) -> None:
-    """Check and apply --timeout / --max-retries for every model call of this process."""
+def apply_call_limits(
+    timeout: float | None,
+    max_retries: int | None,
+    *,
+    max_rpm: list[str] | None = None,
+    max_tpm: list[str] | None = None,
+) -> None:
+    """Check and apply --timeout / --max-retries / --max-rpm / --max-tpm for every model
+    call of this process (all four are read in poise.agents, where every call passes)."""
+    from poise.agents.ratelimit import configure_rate_limits
     from poise.agents.retry import configure_calls
 
     if timeout is not None and not timeout > 0:
         raise PoiseError(f"--timeout {timeout} is not allowed: give seconds > 0, e.g. --timeout 60")
     at_least(max_retries, 0, "--max-retries", "give 0 (no retries) or more")
+    rpm = parse_rate_limits(max_rpm, "--max-rpm")
+    tpm = parse_rate_limits(max_tpm, "--max-tpm")
     configure_calls(timeout_s=timeout, max_retries=max_retries)
+    configure_rate_limits(max_rpm=rpm, max_tpm=tpm)
+
+
+def parse_rate_limits(values: list[str] | None, option: str) -> LimitSpec:
+    """``["500", "openai/gpt-4o=100,anthropic/claude-3-haiku=50"]`` -> a LimitSpec.
+
+    A bare number is the limit of every API model (each gets its own budget); a
+    PROVIDER/MODEL=N entry sets one model's, whatever its provider.
+    """
+    from poise.agents.ratelimit import LimitSpec
+
+    default: int | None = None
+    per_model: dict[str, int] = {}
+    for entry in split_csv(values):
+        name, sep, number = entry.rpartition("=")
+        name = name.strip()
+        if sep and ("/" not in name or not name.partition("/")[2]):
+            raise PoiseError(
+                f"{option} {entry!r}: name the model as PROVIDER/MODEL=N, "
+                f"e.g. {option} openai/gpt-4o=500"
+            )
+        try:
+            limit = int(number.strip())
+        except ValueError:
+            raise PoiseError(
+                f"{option} {entry!r}: give a whole number per minute, e.g. {option} 500 "
+                f"or {option} openai/gpt-4o=500"
+            ) from None
+        at_least(limit, 1, option, "give a limit per minute of 1 or more")
+        if sep:
+            per_model[name] = limit
+        else:
+            default = limit
+    return LimitSpec(default=default, per_model=per_model)
 
 
 def check_selection(

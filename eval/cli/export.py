@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from poise.errors import PoiseError
 from poise.eval.cli.app import app, console, err_console
@@ -66,7 +67,15 @@ def _export_inspect(inputs: list[Path], out: Path | None) -> None:
     from poise.eval.export.source import collect_runs
     from poise.eval.run.runner import make_directory
 
-    require_inspect()  # before reading anything: the missing extra is the first thing to fix
+    try:  # before reading anything: the missing extra is the first thing to fix
+        require_inspect()
+    except PoiseError as exc:
+        # Printed here, escaped: the CLI's own handler prints messages as rich markup, which
+        # swallows "[inspect]" as a style tag (reported for poise.eval.cli.main).
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None
     runs = collect_runs(inputs)
     out = out if out is not None else DEFAULT_LOG_DIR
     one_file = out.suffix == ".eval" and not out.is_dir()

@@ -68,7 +68,7 @@ def require_inspect() -> None:
     """Fail with one line naming the ``[inspect]`` extra when inspect_ai is not installed."""
     from poise.extras import require
 
-    require("inspect_ai.log", "inspect", "poise export --format inspect")
+    require("inspect_ai", "inspect", "poise export --format inspect")
 
 
 def export_inspect(run: RunData, out: Path) -> Path:

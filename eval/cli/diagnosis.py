@@ -43,6 +43,14 @@ def diagnose(
     base_url: Annotated[
         str | None, typer.Option(help="server for openai-compatible/ models")
     ] = None,
+    control: Annotated[
+        bool,
+        typer.Option(
+            "--control",
+            help="first rerun the failed samples unchanged (no stage cache): those that now "
+            "pass are noise, not a stage; prints the flip rate",
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
@@ -51,6 +59,8 @@ def diagnose(
     """Name the stage (perception, intent, decision) where each failed sample went wrong."""
     from rich.table import Table
 
+    from poise.eval.analysis.diagnosis import NOISE, NOT_APPLICABLE
+    from poise.eval.analysis.diagnosis import STAGE_ORDER as STAGES
     from poise.eval.analysis.diagnosis import diagnose as run_diagnosis
     from poise.eval.run.lock import RunLock
 
@@ -75,6 +85,7 @@ def diagnose(
                 progress=progress,
                 judge_model=judge_model,
                 base_url=base_url,
+                control=control,
             )
         except KeyboardInterrupt:
             raise interrupted(f"diagnosing {directory}") from None
@@ -86,23 +97,35 @@ def diagnose(
         table = Table(
             title=f"{directory.name}: {result['failures']} failures of {result['samples_judged']} ({result['judge']})"
         )
-        for col in ("method", "group", "n", "perception", "intent", "decision", "response"):
+        columns = (*STAGES, NOISE, NOT_APPLICABLE)
+        for col in ("method", "group", "n", *columns):
             table.add_column(col)
         for name, groups in result["aggregate"].items():
             for group, shares in groups.items():
+                counts = shares.get("counts", {})
                 table.add_row(
                     name,
                     group,
                     str(shares["n"]),
                     *(
-                        f"{100 * shares.get(stage, 0):.0f}%"
-                        for stage in ("perception", "intent", "decision", "response")
+                        f"{counts.get(stage, 0)} ({100 * shares.get(stage, 0):.0f}%)"
+                        for stage in columns
                     ),
                 )
         console.print(table)
+        checked = result.get("control")
+        if checked:
+            rate = checked["flip_rate"]
+            console.print(
+                f"control: {checked['flipped']} of {checked['rerun']} failures passed when rerun "
+                f"unchanged (flip rate {'n/a' if rate is None else f'{100 * rate:.0f}%'})"
+                + (f"; {checked['errors']} reruns failed" if checked["errors"] else "")
+                + "; counted as noise, not as a stage",
+                highlight=False,
+            )
         agreement = result["agreement"]
         if agreement["n"]:
             console.print(f"methods agree on {agreement['agree']}/{agreement['n']} samples")
         for note in result["notes"]:
-            console.print(f"note: {note}")
+            console.print(f"note: {note}", highlight=False)
         console.print(f"{directory}/diagnosis.json, diagnosis.csv", highlight=False)

@@ -7,6 +7,10 @@ copy whose calls are marked ``cached`` (so usage counts the calls made and the c
 Concurrent callers of the same key wait for the one in flight instead of calling twice.
 
 The cache lives in the run context (``PipelineContext.stage_cache``); a plain run has none.
+What the node does not see is scoped by the run: each run (and each epoch of a run) gets a
+:meth:`StageCache.scoped` view whose keys also carry the stage model's sampling parameters
+and the epoch, so a cell at temperature 1 never reuses a cell's answer at temperature 0, and
+the second draw of a sample is a new call, not a copy of the first.
 """
 
 from __future__ import annotations
@@ -34,7 +38,25 @@ def stage_key(
         "upstream": {k: state.get(k) for k in UPSTREAM_KEYS},
     }
     blob = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    # The stage leads the key so that a scoped view can add that stage's own parameters.
+    return f"{stage}:{hashlib.sha256(blob.encode()).hexdigest()}"
+
+
+Scope = Callable[[str], dict[str, Any]]
+
+
+def scoped_key(key: str, scope: Scope) -> str:
+    """``key`` with the run's scope for its stage (parameters, epoch) mixed in.
+
+    An empty scope (default parameters, epoch 0) leaves the key as it is, so runs that set
+    nothing share stages exactly as before.
+    """
+    stage = key.partition(":")[0]
+    extra = scope(stage)
+    if not extra:
+        return key
+    blob = json.dumps([key, extra], sort_keys=True, default=str)
+    return f"{stage}:{hashlib.sha256(blob.encode()).hexdigest()}"
 
 
 class StageCache:
@@ -44,6 +66,10 @@ class StageCache:
         self._entries: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.hits = 0
         self.misses = 0
+
+    def scoped(self, scope: Scope) -> ScopedStageCache:
+        """A view that shares these entries but keys each stage with ``scope(stage)`` too."""
+        return ScopedStageCache(self, scope)
 
     async def get_or_run(
         self, key: str, run: Callable[[], Awaitable[dict[str, Any]]]
@@ -65,6 +91,37 @@ class StageCache:
             raise
         future.set_result(update)
         return update
+
+
+class ScopedStageCache(StageCache):
+    """One run's (or one epoch's) view of a shared :class:`StageCache`.
+
+    ``scope(stage)`` returns what besides the node's own inputs determines that stage's
+    output: the stage model's non-default sampling parameters and the epoch.
+    """
+
+    def __init__(self, cache: StageCache, scope: Scope) -> None:  # noqa: D107
+        # No super().__init__: the entries and counters are the shared cache's.
+        self.cache = cache
+        self.scope = scope
+
+    @property  # type: ignore[override]
+    def hits(self) -> int:
+        return self.cache.hits
+
+    @property  # type: ignore[override]
+    def misses(self) -> int:
+        return self.cache.misses
+
+    def scoped(self, scope: Scope) -> ScopedStageCache:
+        """A narrower view: this view's scope and ``scope`` both."""
+        outer = self.scope
+        return ScopedStageCache(self.cache, lambda stage: {**outer(stage), **scope(stage)})
+
+    async def get_or_run(
+        self, key: str, run: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        return await self.cache.get_or_run(scoped_key(key, self.scope), run)
 
 
 def _as_reused(update: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from poise.errors import PoiseError
 # reply is copied into each later stage's prompt and into the record. 1024 is the MOSSBench
 # paper's setting for Claude, and far above what a refusal or an answer to its questions needs.
 DEFAULT_MAX_TOKENS = 1024
+# What every API model is asked when the user sets nothing (--model-param overrides these).
+API_DEFAULTS = {"temperature": 0.0, "max_tokens": DEFAULT_MAX_TOKENS}
 NO_KEY = "EMPTY"  # what an OpenAI-style client must send when a server takes no key
 _noted_hosts: set[str] = set()
 
@@ -38,10 +40,12 @@ def _require_key(variable: str, provider: str) -> str:
 
 
 def _init(model: str, provider: str, **params) -> BaseChatModel:
+    """The LangChain chat model; sampling parameters (temperature, top_p, max_tokens, seed)
+    become the client's fields, so every request carries them."""
     from langchain.chat_models import init_chat_model
 
-    params.setdefault("temperature", 0)
-    params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    for key, value in API_DEFAULTS.items():
+        params.setdefault(key, value)
     params["max_retries"] = 0  # poise.agents.retry is the one retry layer
     params.setdefault("timeout", call_limits().timeout_s)
     return init_chat_model(model, model_provider=provider, **params)
@@ -74,7 +78,12 @@ def _own_async_client() -> object:
     return openai.DefaultAsyncHttpxClient()
 
 
-@register_provider("openai", "OpenAI chat models (OPENAI_API_KEY)", example="openai/gpt-4o")
+@register_provider(
+    "openai",
+    "OpenAI chat models (OPENAI_API_KEY)",
+    example="openai/gpt-4o",
+    defaults=API_DEFAULTS,
+)
 def make_openai(model: str, *, base_url: str | None = None, **params) -> BaseChatModel:
     key = _require_key("OPENAI_API_KEY", "openai")
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")  # the SDK would read it anyway
@@ -88,8 +97,16 @@ def make_openai(model: str, *, base_url: str | None = None, **params) -> BaseCha
     "anthropic",
     "Anthropic Claude models (ANTHROPIC_API_KEY)",
     example="anthropic/claude-3-opus-20240229",
+    defaults=API_DEFAULTS,
 )
 def make_anthropic(model: str, *, base_url: str | None = None, **params) -> BaseChatModel:
+    if params.get("seed") is not None:
+        # The Messages API has no seed; sending one would fail on every call.
+        raise PoiseError(
+            "anthropic models take no seed: drop seed from --model-param / --stage-model-param "
+            "(they take temperature, top_p, max_tokens)"
+        )
+    params.pop("seed", None)
     key = _require_key("ANTHROPIC_API_KEY", "anthropic")
     base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL")  # the SDK would read it anyway
     if base_url:
@@ -102,6 +119,7 @@ def make_anthropic(model: str, *, base_url: str | None = None, **params) -> Base
     "openai-compatible",
     "any OpenAI-compatible server: vLLM, LM Studio, llama.cpp (--base-url; key optional)",
     example="openai-compatible/Qwen/Qwen2-VL-7B-Instruct",
+    defaults=API_DEFAULTS,
 )
 def make_openai_compatible(model: str, *, base_url: str | None = None, **params) -> BaseChatModel:
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")

@@ -1,7 +1,9 @@
 """A chat model together with the name it was built from.
 
 Agents need three things from a model: to call it, to name it in the record, and to put an
-image into a message in the provider's own format. ``ModelHandle`` bundles those.
+image into a message in the provider's own format. ``ModelHandle`` bundles those, with the
+sampling parameters the user set for it (``params``; empty means the provider's defaults),
+which the stage cache keys on: two handles of one model at two temperatures answer differently.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from poise.agents.models.registry import get_chat_model, split_model_name
+from poise.agents.models.registry import MODEL_PARAMS, get_chat_model, split_model_name
 
 
 @dataclass(frozen=True)
 class ModelHandle:
     name: str  # provider/model, as the user wrote it
     chat: BaseChatModel
+    params: dict[str, Any] = field(
+        default_factory=dict, hash=False
+    )  # user-set temperature, top_p, ...
     _structured: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def structured(self, schema: dict[str, Any]) -> Any:
@@ -48,6 +53,13 @@ class ModelHandle:
 
 
 def load_model(name: str, *, base_url: str | None = None, **params: Any) -> ModelHandle:
-    """Build a :class:`ModelHandle` from a ``provider/model`` name."""
+    """Build a :class:`ModelHandle` from a ``provider/model`` name.
+
+    ``params`` (temperature, top_p, max_tokens, seed, or a provider's own load options) go
+    to the provider's factory; the sampling ones are kept on the handle as well.
+    """
     split_model_name(name)  # one-line error for a malformed or unknown name, before any import
-    return ModelHandle(name=name, chat=get_chat_model(name, base_url=base_url, **params))
+    sampling = {k: v for k, v in sorted(params.items()) if k in MODEL_PARAMS}
+    return ModelHandle(
+        name=name, chat=get_chat_model(name, base_url=base_url, **params), params=sampling
+    )

@@ -27,6 +27,10 @@ def judge(
     run_dir: Annotated[Path, typer.Argument(help="a run directory, or a sweep directory of runs")],
     judge: Annotated[str, typer.Option(help="judge name (poise list judges)")] = "offline",
     judge_model: Annotated[str | None, typer.Option(help="PROVIDER/MODEL for LLM judges")] = None,
+    judge_model_param: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for the LLM judge's calls (repeat): temperature, top_p, ..."),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="server for an openai-compatible/ judge")
     ] = None,
@@ -37,19 +41,25 @@ def judge(
     wait: WaitOption = False,
 ) -> None:
     """Add a judge's verdicts to past runs (other judges' verdicts are kept) and re-summarise."""
-    from poise.eval.judges.base import get_judge
+    from poise.agents.models.registry import parse_model_params
     from poise.eval.judges.rejudge import rejudge
     from poise.eval.report.tables import print_run_tables
     from poise.eval.run.lock import RunLock
     from poise.eval.run.progress import Progress
     from poise.eval.run.records import RECORDS_FILE, read_records
-    from poise.eval.run.runner import read_run_spec, summarize
+    from poise.eval.run.runner import judge_with_params, read_run_spec, summarize
 
     check_selection(None, None, concurrency, "judge calls")
     apply_call_limits(timeout, max_retries)
     directories = readable_run_directories(run_dir)
+    params = parse_model_params(judge_model_param, "--judge-model-param")
     options = {"model": judge_model, "base_url": base_url} if judge_model else {}
-    the_judge = get_judge(judge, **options)
+    the_judge = judge_with_params(judge, options, params)
+    if params and not hasattr(the_judge, "handle"):
+        raise PoiseError(
+            f"--judge-model-param applies to LLM judges; judge {judge} calls no model "
+            "(e.g. --judge mossbench-llm)"
+        )
     summaries = []
     current: list[Path] = []
 

@@ -9,17 +9,78 @@ from typing import Annotated
 import typer
 
 from poise.eval.cli.app import app, console, err_console
+from poise.errors import PoiseError
 from poise.eval.cli.common import (
     MaxRetriesOption,
     TimeoutOption,
     WaitOption,
     apply_call_limits,
+    at_least,
     check_selection,
     interrupted,
     offline_models,
     parse_pairs,
     split_csv,
 )
+
+# Sampling parameters, shared by run and sweep (judge takes JudgeModelParamOption too).
+ModelParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="KEY=VALUE for every model call (repeat): temperature, top_p, max_tokens, seed. "
+        "Defaults: temperature 0, max_tokens 1024 (hf/: 512)"
+    ),
+]
+StageModelParamOption = Annotated[
+    list[str] | None,
+    typer.Option(help="STAGE:KEY=VALUE for one stage's calls (repeat), over --model-param"),
+]
+JudgeModelParamOption = Annotated[
+    list[str] | None,
+    typer.Option(help="KEY=VALUE for an LLM judge's calls (repeat): temperature, top_p, ..."),
+]
+EpochsOption = Annotated[
+    int,
+    typer.Option(help="draws per sample; K > 1 needs a temperature (--model-param temperature=1)"),
+]
+
+
+def parse_stage_model_params(values: list[str] | None) -> dict[str, dict[str, float | int]]:
+    """``["decision:temperature=1"]`` -> ``{"decision": {"temperature": 1.0}}``."""
+    from poise.agents.models.registry import MODEL_PARAMS, parse_model_params
+
+    out: dict[str, dict[str, float | int]] = {}
+    for value in values or []:
+        stage, sep, pair = value.partition(":")
+        if not sep or not stage.strip() or "=" not in pair:
+            raise PoiseError(
+                f"--stage-model-param takes STAGE:KEY=VALUE (keys: {', '.join(MODEL_PARAMS)}), "
+                f"got {value!r}"
+            )
+        out.setdefault(stage.strip(), {}).update(parse_model_params([pair], "--stage-model-param"))
+    return out
+
+
+def sampling_options(
+    model_param: list[str] | None,
+    stage_model_param: list[str] | None,
+    judge_model_param: list[str] | None,
+    epochs: int,
+) -> dict[str, object]:
+    """The RunSpec fields of the sampling options, checked (one line per problem)."""
+    from poise.agents.models.registry import parse_model_params
+
+    from poise.eval.run.runner import RunSpec, check_epochs
+
+    at_least(epochs, 1, "--epochs", "give the number of draws per sample, 1 or more")
+    fields: dict[str, object] = {
+        "model_params": parse_model_params(model_param),
+        "stage_model_params": parse_stage_model_params(stage_model_param),
+        "judge_model_params": parse_model_params(judge_model_param, "--judge-model-param"),
+        "epochs": epochs,
+    }
+    check_epochs(RunSpec(model="any/model", **fields))  # before any data is loaded
+    return fields
 
 
 @app.command()
@@ -80,6 +141,10 @@ def run(
     categories: Annotated[str | None, typer.Option(help="comma-separated categories")] = None,
     concurrency: Annotated[int, typer.Option(help="samples in flight at once")] = 8,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    model_param: ModelParamOption = None,
+    stage_model_param: StageModelParamOption = None,
+    judge_model_param: JudgeModelParamOption = None,
+    epochs: EpochsOption = 1,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
     wait: WaitOption = False,
@@ -95,6 +160,7 @@ def run(
 
     check_selection(limit, sample, concurrency)
     apply_call_limits(timeout, max_retries)
+    sampling = sampling_options(model_param, stage_model_param, judge_model_param, epochs)
     models = split_csv(model) or offline_models([benchmark], "--model")
     selection = Selection(
         stimulus_types=sorted(parse_stimulus_types([types])) if types else [],
@@ -129,6 +195,7 @@ def run(
             judge_model=judge_model,
             setting=setting,
             selection=selection,
+            **sampling,
         )
         runner = Runner(
             spec,
@@ -144,9 +211,11 @@ def run(
         except KeyboardInterrupt:
             raise interrupted(runner.interrupted or f"{runner.directory}") from None
         if result.nothing_to_do:
+            what = "samples" if result.epochs == 1 else "draws (samples x epochs)"
             err_console.print(
-                f"{result.directory.name}: all {result.selected} selected samples were already "
-                "recorded; nothing new was run (raise --limit, or use another --out for a fresh run)",
+                f"{result.directory.name}: all {result.selected} selected {what} were already "
+                "recorded; nothing new was run (raise --limit or --epochs, or use another --out "
+                "for a fresh run)",
                 highlight=False,
             )
         results.append(result)
@@ -193,6 +262,10 @@ def sweep(
     types: Annotated[str | None, typer.Option(help="MOSSBench stimulus types")] = None,
     concurrency: Annotated[int, typer.Option(help="requests in flight across the whole grid")] = 8,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    model_param: ModelParamOption = None,
+    stage_model_param: StageModelParamOption = None,
+    judge_model_param: JudgeModelParamOption = None,
+    epochs: EpochsOption = 1,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
     wait: WaitOption = False,
@@ -205,6 +278,7 @@ def sweep(
 
     check_selection(limit, sample, concurrency, "requests")
     apply_call_limits(timeout, max_retries)
+    sampling = sampling_options(model_param, stage_model_param, judge_model_param, epochs)
     data_by_benchmark: dict[str, str] = {}
     for value in data or []:
         key, sep, path = value.partition("=")
@@ -225,6 +299,7 @@ def sweep(
             seed=seed,
             limit=limit,
         ),
+        **sampling,
     )
     prompts = [None if p == "vanilla" else p for p in split_csv([system_prompts])]
     chosen = split_csv([benchmarks])

@@ -1,4 +1,8 @@
-"""The one record schema: a line of ``records.jsonl`` per sample.
+"""The one record schema: a line of ``records.jsonl`` per sample and epoch.
+
+A run with ``--epochs K`` asks each sample K times; each answer is its own record, keyed by
+``(sample_id, epoch)``. Records written before epochs existed have no ``epoch`` field and
+read as epoch 0, which is what they were.
 
 A record is the single source of truth for a run. Metrics, re-judging, diagnosis and
 reports are recomputed from records, never from in-memory state, so any past run can be
@@ -34,6 +38,7 @@ class Record(BaseModel):
     run_id: str
     benchmark: str
     sample_id: str
+    epoch: int = Field(default=0, description="which draw of the sample (0 .. --epochs - 1)")
     variant: str = ""
     expected: str
     stimulus_type: int | None = None
@@ -56,6 +61,11 @@ class Record(BaseModel):
     finished_at: str = Field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
     )
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What a run records exactly once: one sample's one draw."""
+        return (self.sample_id, self.epoch)
 
     def to_sample(self) -> Sample:
         """Enough of the sample for a judge: query, image, side and expected behaviour."""

@@ -10,6 +10,12 @@ Retries of model calls happen in one place, :mod:`poise.agents.retry` (at most
 ``--max-retries + 1`` attempts of at most ``--timeout`` seconds); the runner only bounds
 concurrency and records what failed.
 
+Sampling parameters (``--model-param``, ``--stage-model-param``) that differ from the
+provider's defaults are part of the run's identity and its directory name; a run that sets
+none keeps the name and identity runs had before parameters existed, so those directories
+still resume. ``--epochs K`` asks every sample K times: a record is keyed by
+``(sample_id, epoch)``, and the same resume rules hold per key.
+
 One process writes a run directory at a time: the runner holds the directory's
 :class:`~poise.eval.run.lock.RunLock` from the moment it reads the records until the summary is
 written. A run interrupted by Ctrl-C still writes the summary of what it recorded.
@@ -18,9 +24,11 @@ written. A run interrupted by Ctrl-C still writes the summary of what it recorde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,12 @@ from pydantic import BaseModel, Field, field_validator
 
 from poise.agents.framing import frame_query, normalise_setting
 from poise.agents.models.handle import ModelHandle, load_model
+from poise.agents.models.registry import (
+    MODEL_PARAMS,
+    ParamValue,
+    non_default_params,
+    normalise_params,
+)
 from poise.agents.models.replay import BENCHMARK_KEY, SAMPLE_ID_KEY
 from poise.agents.prompts import get_prompt
 from poise.benchmarks.filters import select
@@ -57,7 +71,7 @@ from poise.eval.run.records import (
     write_records,
 )
 from poise.secrets import redact
-from poise.graphs.cache import StageCache
+from poise.graphs.cache import Scope, StageCache
 from poise.graphs.registry import PipelineSpec, get_pipeline
 from poise.graphs.state import PipelineContext, PipelineState, oracle_prefill
 
@@ -90,6 +104,12 @@ class RunSpec(BaseModel):
     judge_model: str | None = None
     setting: str | None = None
     selection: Selection = Field(default_factory=Selection)
+    # Sampling parameters as the user gave them (temperature, top_p, max_tokens, seed):
+    # model_params for every call of the pipeline, stage_model_params per stage on top.
+    model_params: dict[str, ParamValue] = Field(default_factory=dict)
+    stage_model_params: dict[str, dict[str, ParamValue]] = Field(default_factory=dict)
+    judge_model_params: dict[str, ParamValue] = Field(default_factory=dict)
+    epochs: int = Field(default=1, ge=1, description="draws per sample (--epochs)")
 
     @field_validator("system_prompt")
     @classmethod
@@ -104,13 +124,81 @@ class RunSpec(BaseModel):
         name = normalise_setting(value)
         return None if name == "if" else name
 
+    @field_validator("model_params", "judge_model_params")
+    @classmethod
+    def _canonical_params(cls, value: dict[str, Any]) -> dict[str, ParamValue]:
+        """temperature=1 and temperature=1.0 are one run: floats stay floats, counts ints."""
+        return normalise_params(value)
+
+    @field_validator("stage_model_params")
+    @classmethod
+    def _canonical_stage_params(cls, value: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {
+            stage: normalise_params(params, "--stage-model-param")
+            for stage, params in value.items()
+            if params
+        }
+
+    def stage_model(self, stage: str) -> str:
+        return self.stage_models.get(stage, self.model)
+
+    def params_for(self, stage: str | None = None) -> dict[str, ParamValue]:
+        """The parameters a stage's calls carry: the run's, then the stage's own on top."""
+        if stage is None:
+            return dict(self.model_params)
+        return {**self.model_params, **self.stage_model_params.get(stage, {})}
+
+    def changed_params(self) -> dict[str, ParamValue]:
+        """The run's parameters that differ from its model's defaults."""
+        return non_default_params(self.model, self.model_params)
+
+    def changed_stage_params(self) -> dict[str, dict[str, ParamValue]]:
+        """Per stage, its parameters where ``--stage-model-param`` changed what it is asked.
+
+        Compared on the stage's model: a stage set back to temperature 0 in a temperature-1
+        run is a change, a stage given the run's own value is not.
+        """
+        out = {}
+        for stage in sorted(self.stage_model_params):
+            name = self.stage_model(stage)
+            own = non_default_params(name, self.params_for(stage))
+            if own != non_default_params(name, self.model_params):
+                out[stage] = own
+        return out
+
+    def sets_temperature(self) -> bool:
+        """Whether the user chose a temperature anywhere (for the run or for a stage)."""
+        return "temperature" in self.model_params or any(
+            "temperature" in p for p in self.stage_model_params.values()
+        )
+
     def identity(self) -> dict[str, Any]:
         """What makes two runs comparable.
 
-        The selection and the judges may grow on a rerun; where the data and the server live
-        (``data``, ``base_url``) may move without changing what was asked of which model.
+        The selection, the epochs and the judges may grow on a rerun; where the data and the
+        server live (``data``, ``base_url``) may move without changing what was asked of
+        which model. Sampling parameters count only where they differ from the defaults, and
+        are left out when none do, so runs recorded before parameters existed keep their
+        identity (and their ``run_id``).
         """
-        return self.model_dump(exclude={"selection", "judges", "judge_model", "data", "base_url"})
+        identity = self.model_dump(
+            exclude={
+                "selection",
+                "judges",
+                "judge_model",
+                "data",
+                "base_url",
+                "model_params",
+                "stage_model_params",
+                "judge_model_params",
+                "epochs",
+            }
+        )
+        if changed := self.changed_params():
+            identity["model_params"] = changed
+        if changed_stages := self.changed_stage_params():
+            identity["stage_model_params"] = changed_stages
+        return identity
 
     @property
     def run_id(self) -> str:
@@ -130,12 +218,32 @@ class RunSpec(BaseModel):
                     json.dumps(self.stage_models, sort_keys=True).encode()
                 ).hexdigest()[:6]
             )
+        if changed := self.changed_params():
+            parts.append(
+                "params-" + "-".join(f"{_SHORT[k]}{_number(v)}" for k, v in changed.items())
+            )
+        if changed_stages := self.changed_stage_params():
+            parts.append(
+                "stage-params-"
+                + hashlib.sha256(json.dumps(changed_stages, sort_keys=True).encode()).hexdigest()[
+                    :6
+                ]
+            )
         return "__".join(_slug(p) for p in parts)
 
     def judge_names(self) -> list[str]:
         if self.judges:
             return self.judges
         return [benchmark_spec(self.benchmark).default_judge(normalise_setting(self.setting))]
+
+
+# Short names of the sampling parameters in a directory name: params-t1-p0.9-max256-seed7.
+_SHORT = {"temperature": "t", "top_p": "p", "max_tokens": "max", "seed": "seed"}
+assert set(_SHORT) == set(MODEL_PARAMS)
+
+
+def _number(value: ParamValue) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 def _prompt_label(value: str | None) -> str:
@@ -155,8 +263,9 @@ class RunResult:
     new_records: int = 0
     errors: int = 0
     loaded: LoadedBenchmark | None = None
-    selected: int = 0  # samples the selection names
+    selected: int = 0  # draws the selection names: samples x epochs
     already_recorded: int = 0  # of those, recorded by an earlier run (skipped now)
+    epochs: int = 1
 
     @property
     def nothing_to_do(self) -> bool:
@@ -202,13 +311,22 @@ def build_context(
     prompt_dirs: tuple[Path, ...] = (),
     stage_cache: StageCache | None = None,
 ) -> PipelineContext:
-    """Models for every stage, the system prompt and the oracle set, checked up front."""
-    unknown_stages = set(spec.stage_models) - set(pipeline.stage_names)
-    if unknown_stages:
-        raise PoiseError(
-            f"pipeline {pipeline.name} has no stage {', '.join(sorted(unknown_stages))}; "
-            f"its stages: {known_names(pipeline.stage_names)}"
-        )
+    """Models for every stage, the system prompt and the oracle set, checked up front.
+
+    A stage with its own model or its own sampling parameters gets its own handle; handles
+    of one model with the same parameters are shared.
+    """
+    for option, named in (
+        ("--stage-model", spec.stage_models),
+        ("--stage-model-param", spec.stage_model_params),
+    ):
+        unknown_stages = set(named) - set(pipeline.stage_names)
+        if unknown_stages:
+            raise PoiseError(
+                f"{option}: pipeline {pipeline.name} has no stage "
+                f"{', '.join(sorted(unknown_stages))}; its stages: {known_names(pipeline.stage_names)}"
+            )
+    check_epochs(spec)
     if spec.prompt_stages is not None:
         bad = set(spec.prompt_stages) - set(pipeline.stage_names)
         if bad:
@@ -247,20 +365,64 @@ def build_context(
         )
     cache: dict[str, ModelHandle] = {}
 
-    def handle(name: str) -> ModelHandle:
-        if name not in cache:
-            cache[name] = load_model(name, base_url=spec.base_url)
-        return cache[name]
+    def handle(name: str, params: dict[str, ParamValue]) -> ModelHandle:
+        key = json.dumps([name, params], sort_keys=True)
+        if key not in cache:
+            cache[key] = load_model(name, base_url=spec.base_url, **params)
+        return cache[key]
 
-    return PipelineContext(
-        model=handle(spec.model),
-        stage_models={stage: handle(name) for stage, name in spec.stage_models.items()},
+    own = sorted(set(spec.stage_models) | set(spec.stage_model_params))
+    context = PipelineContext(
+        model=handle(spec.model, spec.params_for()),
+        stage_models={
+            stage: handle(spec.stage_model(stage), spec.params_for(stage)) for stage in own
+        },
         system_prompt=system_prompt,
         prompt_stages=frozenset(spec.prompt_stages) if spec.prompt_stages is not None else None,
         oracle=frozenset(spec.oracle),
         setting=spec.setting,
         stage_cache=stage_cache,
     )
+    return with_epoch(context, 0)
+
+
+def check_epochs(spec: RunSpec) -> None:
+    """Refuse repeated draws that can only repeat one answer (one line saying why)."""
+    if spec.epochs > 1 and not spec.sets_temperature():
+        raise PoiseError(
+            f"--epochs {spec.epochs} asks each sample {spec.epochs} times, but models run at "
+            "temperature 0 unless told otherwise, so every draw would be the same answer: "
+            "add --model-param temperature=1 (or set temperature=0 explicitly to measure "
+            "how often a greedy answer changes)"
+        )
+
+
+def _cache_scope(context: PipelineContext, epoch: int) -> Scope:
+    """What the stage cache must key on besides a node's inputs: parameters and the epoch."""
+
+    def scope(stage: str) -> dict[str, Any]:
+        handle = context.model_for(stage)
+        extra: dict[str, Any] = {}
+        if changed := non_default_params(handle.name, handle.params):
+            extra["params"] = changed
+        if epoch:
+            extra["epoch"] = epoch
+        return extra
+
+    return scope
+
+
+def with_epoch(context: PipelineContext, epoch: int) -> PipelineContext:
+    """The context of one epoch: the same models, a stage-cache view scoped to the epoch.
+
+    Without the scope a sweep's shared cache would hand epoch 1 the answer of epoch 0, and a
+    temperature-1 cell the answer of a temperature-0 cell.
+    """
+    cache = context.stage_cache
+    if cache is None:
+        return context
+    root = getattr(cache, "cache", cache)  # a view of a view scopes the shared cache
+    return dataclasses.replace(context, stage_cache=root.scoped(_cache_scope(context, epoch)))
 
 
 def build_judges(spec: RunSpec) -> list[Judge]:
@@ -277,7 +439,29 @@ def build_judges(spec: RunSpec) -> list[Judge]:
         provider = spec.judge_model.partition("/")[0]
         shares_server = provider in ("openai-compatible", spec.model.partition("/")[0])
         options["base_url"] = spec.base_url if shares_server else None
-    return [get_judge(name, **options) for name in spec.judge_names()]
+    judges = [
+        judge_with_params(name, options, spec.judge_model_params) for name in spec.judge_names()
+    ]
+    if spec.judge_model_params and not any(hasattr(j, "handle") for j in judges):
+        raise PoiseError(
+            f"--judge-model-param applies to LLM judges; {', '.join(spec.judge_names())} "
+            "calls no model: add one with --judge, e.g. --judge mossbench-llm"
+        )
+    return judges
+
+
+def judge_with_params(name: str, options: dict[str, Any], params: dict[str, ParamValue]) -> Judge:
+    """A judge whose model (if it has one) is asked with ``params`` (--judge-model-param).
+
+    An LLM judge is built as usual first, so its own default model and server apply; with
+    parameters its model is then rebuilt with them and handed to the judge.
+    """
+    judge = get_judge(name, **options)
+    handle = getattr(judge, "handle", None)
+    if not params or not isinstance(handle, ModelHandle):
+        return judge
+    tuned = load_model(handle.name, base_url=options.get("base_url"), **params)
+    return get_judge(name, **{**options, "handle": tuned})
 
 
 def _needs_images(context: PipelineContext) -> bool:
@@ -415,11 +599,14 @@ class Runner:
         self._check_directory()
         records_path = self.directory / RECORDS_FILE
         existing = read_records(records_path)
-        kept = {r.sample_id: r for r in existing if r.error is None}
+        # One record per (sample, epoch); old records without an epoch read as epoch 0.
+        kept = {r.key: r for r in existing if r.error is None}
         if len(kept) != len(existing) or _torn(records_path):
             write_records(records_path, list(kept.values()))  # drop errored/torn lines, retry them
         await self._add_missing_verdicts(kept, judges, records_path)
-        todo = [s for s in samples if s.id not in kept]
+        epochs = self.spec.epochs
+        # Epoch by epoch: a run stopped early holds whole epochs, not a few items drawn K times.
+        todo = [(s, e) for e in range(epochs) for s in samples if (s.id, e) not in kept]
         if self.plan_callback:
             self.plan_callback(len(todo))
         started = time.perf_counter()
@@ -428,8 +615,9 @@ class Runner:
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C: what finished is on disk; summarise it so the directory is complete.
             summary = summarize(self.directory, loaded=loaded, selected=len(samples))
+            what = "samples" if epochs == 1 else f"draws ({len(samples)} samples x {epochs} epochs)"
             self.interrupted = (
-                f"{self.directory}: {summary['records']} of {len(samples)} samples recorded"
+                f"{self.directory}: {summary['records']} of {len(samples) * epochs} {what} recorded"
             )
             raise
         wall = time.perf_counter() - started
@@ -442,12 +630,13 @@ class Runner:
             new_records=new,
             errors=errors,
             loaded=loaded,
-            selected=len(samples),
-            already_recorded=len(samples) - len(todo),
+            selected=len(samples) * epochs,
+            already_recorded=len(samples) * epochs - len(todo),
+            epochs=epochs,
         )
 
     async def _add_missing_verdicts(
-        self, kept: dict[str, Record], judges: list[Judge], records_path: Path
+        self, kept: dict[tuple[str, int], Record], judges: list[Judge], records_path: Path
     ) -> None:
         """A rerun that names a new judge also judges the samples recorded before."""
         stale = [r for r in kept.values() if any(needs_verdict(r, j) for j in judges)]
@@ -465,14 +654,14 @@ class Runner:
                         verdicts[judge.name] = await judge.judge(
                             record.to_sample(), record.response
                         )
-            kept[record.sample_id] = record.model_copy(update={"verdicts": verdicts})
+            kept[record.key] = record.model_copy(update={"verdicts": verdicts})
 
         await asyncio.gather(*(one(r) for r in stale))
         write_records(records_path, list(kept.values()))
 
     async def _run_samples(
         self,
-        todo: list[Sample],
+        todo: list[tuple[Sample, int]],
         pipeline: PipelineSpec,
         context: PipelineContext,
         judges: list[Judge],
@@ -482,6 +671,7 @@ class Runner:
             return 0, 0
         semaphore = self.semaphore or asyncio.Semaphore(self.concurrency)
         encode = _needs_images(context)
+        contexts = {e: with_epoch(context, e) for e in sorted({e for _, e in todo})}
         counts = {"done": 0, "errors": 0, "ok": 0}
         abort: list[str] = []
         with (
@@ -489,13 +679,15 @@ class Runner:
             Progress(self.directory.name, total=len(todo), enabled=self.show_progress) as bar,
         ):
 
-            async def one(sample: Sample) -> None:
+            async def one(sample: Sample, epoch: int) -> None:
                 if abort:
                     return
                 async with semaphore:
                     if abort:
                         return
-                    record = await self._run_one(sample, pipeline, context, judges, encode)
+                    record = await self._run_one(
+                        sample, pipeline, contexts[epoch], judges, encode, epoch
+                    )
                 sink.write(record.model_dump_json() + "\n")
                 sink.flush()
                 counts["done"] += 1
@@ -511,7 +703,7 @@ class Runner:
                 if self.progress_callback:
                     self.progress_callback(record)
 
-            await asyncio.gather(*(one(s) for s in todo))
+            await asyncio.gather(*(one(s, e) for s, e in todo))
         if abort:
             raise PoiseError(
                 f"the first {counts['errors']} samples all failed, stopping: {abort[0]}"
@@ -525,6 +717,7 @@ class Runner:
         context: PipelineContext,
         judges: list[Judge],
         encode: bool,
+        epoch: int = 0,
     ) -> Record:
         started = time.perf_counter()
         spec = self.spec
@@ -533,6 +726,7 @@ class Runner:
             run_id=spec.run_id,
             benchmark=sample.benchmark,
             sample_id=sample.id,
+            epoch=epoch,
             variant=sample.variant,
             expected=sample.expected.value,
             stimulus_type=sample.stimulus_type,
@@ -552,7 +746,7 @@ class Runner:
                 context=context,
                 config={
                     "metadata": {SAMPLE_ID_KEY: sample.id, BENCHMARK_KEY: sample.benchmark},
-                    "run_name": f"{spec.pipeline}:{sample.id}",
+                    "run_name": f"{spec.pipeline}:{sample.id}" + (f":{epoch}" if epoch else ""),
                 },
             )
         except Exception as exc:  # recorded, retried on the next run; never a traceback
@@ -637,8 +831,64 @@ def summarize(
         "missing_images": loaded.missing_images if loaded else previous.get("missing_images", []),
         "metrics": {name: scorer(records, name) for name in judge_names},
     }
+    if spec.model_params or spec.stage_model_params:
+        summary["model_params"] = spec.model_params
+        summary["stage_model_params"] = spec.stage_model_params
+    epochs = 1 + max((r.epoch for r in records), default=0)
+    if epochs > 1:
+        summary["epochs"] = {
+            "k": epochs,
+            **{name: epoch_metrics(records, name, spec.benchmark) for name in judge_names},
+        }
     write_json(directory / SUMMARY_FILE, summary)
     return summary
+
+
+def epoch_metrics(records: list[Record], judge: str, benchmark: str) -> dict[str, Any]:
+    """Repeated draws (``--epochs``): each item's probability, and the rate with its interval.
+
+    For a refusal benchmark an item's value is the share of its draws the judge called a
+    refusal; for a situational one, the share judged correct. The rate is the mean over
+    items (each item weighs the same, however many of its draws finished), in percent, with
+    a 95 % bootstrap interval over items (the draws of one item are not independent, so
+    whole items are resampled: :func:`poise.eval.analysis.stats.bootstrap_items`).
+    ``flip_items`` counts items whose draws disagree.
+    """
+    from poise.eval.analysis import stats
+
+    kind = benchmark_spec(benchmark).kind
+    measure = "refused" if kind == "refusal" else "correct"
+    draws: dict[str, list[bool]] = defaultdict(list)
+    group_of: dict[str, str] = {}
+    for r in records:
+        verdict = r.verdicts.get(judge)
+        if r.error is not None or verdict is None or verdict.error is not None:
+            continue
+        draws[r.sample_id].append(bool(getattr(verdict, measure)))
+        group_of[r.sample_id] = (
+            str(r.stimulus_type) if kind == "refusal" and r.stimulus_type else r.variant
+        )
+    per_item = {sid: sum(v) / len(v) for sid, v in sorted(draws.items())}
+
+    def block(ids: list[str]) -> dict[str, Any]:
+        estimate = stats.bootstrap_items([[per_item[i], 1.0] for i in ids], stats.ratio)
+        rate, ci95 = estimate.percent() if estimate else (None, None)
+        return {
+            "items": len(ids),
+            "draws": sum(len(draws[i]) for i in ids),
+            "rate": rate,
+            "ci95": ci95,
+            "flip_items": sum(1 for i in ids if 0 < per_item[i] < 1),
+        }
+
+    groups = sorted({g for g in group_of.values() if g})
+    return {
+        "measure": measure,
+        "interval": stats.bootstrap_method(unit="items (an item's draws stay together)"),
+        **block(list(per_item)),
+        "by_group": {g: block([i for i in per_item if group_of[i] == g]) for g in groups},
+        "per_item": {sid: round(p, 4) for sid, p in per_item.items()},
+    }
 
 
 def run_sync(runner: Runner) -> RunResult:

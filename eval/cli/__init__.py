@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from poise.errors import Interrupted, PoiseError
-from poise.eval.cli import bench, diagnosis, export, judging, listing, reporting, run  # noqa: F401
+from poise.eval.cli import bench, compare, diagnosis, export, judging, listing, reporting, run  # noqa: F401
 from poise.eval.cli.app import app, err_console
 
 __all__ = ["app", "main"]

@@ -581,8 +581,10 @@ async def _trace_cell(
                 target.input_tokens += tokens
                 target.output_tokens += round(STAGE_FRACTION * max_tokens)
                 target.output_cap_tokens += max_tokens
-    if traced and len(traced) < len(samples):
-        _scale(lines.values(), len(samples) / len(traced))
+    epochs = max(1, int(getattr(spec, "epochs", 1) or 1))  # --epochs K asks each sample K times
+    if traced and (len(traced) < len(samples) or epochs > 1):
+        _scale(lines.values(), epochs * len(samples) / len(traced))
+    if len(traced) < len(samples):
         notes.append(f"traced {len(traced)} of {len(samples)} samples, evenly spread; scaled up")
     if no_image and sends_images:
         notes.append(f"{no_image} samples have no image (the run needs --data with images)")

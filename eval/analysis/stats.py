@@ -160,8 +160,8 @@ def mean_of_ratios(sums: np.ndarray) -> np.ndarray:
     (``[safe_right, safe_n, unsafe_right, unsafe_n]``); a side absent from a resample is
     left out, as it is left out of the point estimate when a run has only one side.
     """
-    ratios = sums[..., 0::2] / sums[..., 1::2]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = sums[..., 0::2] / sums[..., 1::2]
         return np.nanmean(ratios, axis=-1)
 
 

@@ -339,3 +339,15 @@ def test_missing_inspect_extra_is_one_line_naming_it(replay_run: Path, tmp_path:
     assert len(process.stderr.strip().splitlines()) == 1
     assert "[inspect]" in process.stderr and "pip install 'poise-safety[inspect]'" in process.stderr
     assert not (tmp_path / "x.eval").exists()
+
+
+def test_the_export_package_ships_in_the_wheel() -> None:
+    """pyproject lists packages one by one: a package left out installs without `poise export`."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = config["tool"]["setuptools"]["packages"]
+    assert "poise.eval.export" in packages, (
+        'add "poise.eval.export" to [tool.setuptools] packages in pyproject.toml'
+    )

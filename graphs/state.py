@@ -59,7 +59,7 @@ class PipelineContext:
 
 
 def intent_harmfulness(benchmark: str) -> str | None:
-    """"harmful" / "benign" where the benchmark defines its intents' harmfulness, else None.
+    """``"harmful"`` or ``"benign"`` where the benchmark defines its intents' harm, else None.
 
     From the benchmark's spec (``intent_harmful``): MOSSBench's contrast set would be harmful
     and its benign set benign, MSSBench's intents are benign (its risk is in the situation).

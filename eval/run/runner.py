@@ -70,10 +70,10 @@ from poise.eval.run.records import (
     write_json,
     write_records,
 )
-from poise.secrets import redact
 from poise.graphs.cache import Scope, StageCache
 from poise.graphs.registry import PipelineSpec, get_pipeline
 from poise.graphs.state import PipelineContext, PipelineState, oracle_prefill
+from poise.secrets import redact
 
 ABORT_AFTER_FIRST_FAILURES = 5
 
@@ -220,7 +220,10 @@ class RunSpec(BaseModel):
             )
         if changed := self.changed_params():
             parts.append(
-                "params-" + "-".join(f"{_SHORT[k]}{_number(v)}" for k, v in changed.items())
+                "params-"
+                + "-".join(
+                    f"{_SHORT[k]}{_number(changed[k])}" for k in MODEL_PARAMS if k in changed
+                )
             )
         if changed_stages := self.changed_stage_params():
             parts.append(

@@ -193,7 +193,15 @@ def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[list[float], l
     """
     if not p_values:
         return [], []
-    from statsmodels.stats.multitest import multipletests
+    try:
+        from statsmodels.stats.multitest import multipletests
+    except ImportError:
+        from poise.errors import PoiseError
+
+        raise PoiseError(
+            "the Holm correction needs statsmodels: pip install statsmodels "
+            "(or reinstall Poise: pip install -e .)"
+        ) from None
 
     reject, adjusted, _, _ = multipletests(list(p_values), alpha=alpha, method="holm")
     return [float(p) for p in adjusted], [bool(r) for r in reject]

@@ -69,11 +69,7 @@ def compare(
         sources=(str(dir_a), str(dir_b)),
     )
     what = result["outcome"]
-    table = Table(
-        title=f"{label_a} (A) vs {label_b} (B): {what} %, paired, judge {name}",
-        caption=f"A-B interval: {result['interval']}; p: {result['test']}"
-        + ("; per-group p Holm-corrected across the groups" if result["groups"] else ""),
-    )
+    table = Table(title=f"{label_a} (A) vs {label_b} (B): {what} %, paired, judge {name}")
     for column in ("", "pairs", "A %", "B %", "A-B [95% CI]", "only A", "only B", "p"):
         table.add_column(column, justify="left" if not column else "right")
     rows = [("all", result["p_value"], result)] + [
@@ -92,7 +88,13 @@ def compare(
             format_p(p).removeprefix("p = ").removeprefix("p "),
         )
     console.print(table)
-    console.print(f"A: {dir_a}\nB: {dir_b}", highlight=False)
+    console.print(
+        f"A-B interval: {result['interval']}; p: {result['test']}"
+        + ("; per-group p Holm-corrected across the groups" if result["groups"] else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"A: {dir_a}\nB: {dir_b}", highlight=False, soft_wrap=True)
     console.print(result["verdict"], highlight=False, soft_wrap=True)
 
 

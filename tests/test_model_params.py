@@ -37,6 +37,15 @@ def _run(spec: RunSpec, out: Path):
     return asyncio.run(Runner(spec, out, progress=False, concurrency=4).run())
 
 
+def _cli(*args: str):
+    """In-process: a PoiseError comes back as ``result.exception`` (main() prints it)."""
+    from typer.testing import CliRunner
+
+    from poise.eval.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
 def _poise(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "poise", *args], capture_output=True, text=True, timeout=120
@@ -76,8 +85,9 @@ def test_unknown_key_on_the_command_line_lists_the_known_ones(tmp_path: Path) ->
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "colour" in lines[0] and "temperature, top_p, max_tokens, seed" in lines[0]
-    bad_stage = _poise("run", "--stage-model-param", "temperature=1", "--out", str(tmp_path))
-    assert bad_stage.returncode == 2 and "STAGE:KEY=VALUE" in bad_stage.stderr
+    bad_stage = _cli("run", "--stage-model-param", "temperature=1", "--out", str(tmp_path))
+    assert isinstance(bad_stage.exception, PoiseError)
+    assert "STAGE:KEY=VALUE" in str(bad_stage.exception)
 
 
 # -- identity -----------------------------------------------------------------------------
@@ -301,11 +311,12 @@ def test_judge_parameters_reach_the_llm_judge_and_are_refused_without_one(tmp_pa
     with pytest.raises(PoiseError, match="--judge-model-param applies to LLM judges"):
         _run(spec.model_copy(update={"data": str(data)}), tmp_path / "runs")
     run_dir = tmp_path / "runs2"
-    result = _poise(
+    result = _cli(
         "run", "--model", "replay/gpt-4o", "--limit", "1", "--out", str(run_dir), "--no-progress"
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     (directory,) = list(run_dir.iterdir())
-    refused = _poise("judge", str(directory), "--judge-model-param", "temperature=1")
-    assert refused.returncode == 2 and "applies to LLM judges" in refused.stderr
+    refused = _cli("judge", str(directory), "--judge-model-param", "temperature=1")
+    assert isinstance(refused.exception, PoiseError)
+    assert "applies to LLM judges" in str(refused.exception)
     assert read_records(directory / "records.jsonl")

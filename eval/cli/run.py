@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from poise.eval.cli.app import app, console, err_console
 from poise.errors import PoiseError
+from poise.eval.cli.app import app, console, err_console
 from poise.eval.cli.common import (
     MaxRetriesOption,
     TimeoutOption,
@@ -61,6 +61,27 @@ def parse_stage_model_params(values: list[str] | None) -> dict[str, dict[str, fl
     return out
 
 
+def print_epoch_lines(summaries: list[dict]) -> None:
+    """One line per run and judge drawn more than once: the rate over items, its interval."""
+    for summary in summaries:
+        epochs = summary.get("epochs")
+        if not epochs:
+            continue
+        for judge, block in epochs.items():
+            if not isinstance(block, dict) or block.get("rate") is None:
+                continue
+            low, high = block["ci95"] or (None, None)
+            interval = f" [{low:g}, {high:g}]" if low is not None else ""
+            console.print(
+                f"{Path(summary['directory']).name}: {judge} {block['measure']} "
+                f"{block['rate']:g}%{interval} over {block['items']} items x {epochs['k']} epochs "
+                f"(mean per-item probability; {block['interval']}); "
+                f"{block['flip_items']} items changed between draws",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
 def sampling_options(
     model_param: list[str] | None,
     stage_model_param: list[str] | None,
@@ -69,7 +90,6 @@ def sampling_options(
 ) -> dict[str, object]:
     """The RunSpec fields of the sampling options, checked (one line per problem)."""
     from poise.agents.models.registry import parse_model_params
-
     from poise.eval.run.runner import RunSpec, check_epochs
 
     at_least(epochs, 1, "--epochs", "give the number of draws per sample, 1 or more")
@@ -220,6 +240,7 @@ def run(
             )
         results.append(result)
     print_run_tables(console, [r.summary for r in results])
+    print_epoch_lines([r.summary for r in results])
 
 
 @app.command()
@@ -327,6 +348,7 @@ def sweep(
     except KeyboardInterrupt:
         raise interrupted(f"sweep {out}") from None
     print_run_tables(console, result.summaries)
+    print_epoch_lines(result.summaries)
     console.print(
         f"sweep: {len(specs)} cells in {result.wall_time_s:.1f}s; model calls made {result.calls_made}, "
         f"saved by reusing shared stages {result.calls_saved}; {out}/sweep.json",

@@ -184,6 +184,17 @@ class ModelLimiter:
 
 
 _waiting: Counter[tuple[str, str]] = Counter()
+# What other threads read (a progress bar refreshes from its own thread): an immutable copy,
+# replaced whole on every change, so a reader never sees the counter mid-update.
+_waiting_view: dict[tuple[str, str], int] = {}
+
+
+def _count_waiting(model: str, kind: str, change: int) -> None:
+    global _waiting_view
+    _waiting[(model, kind)] += change
+    if _waiting[(model, kind)] <= 0:
+        del _waiting[(model, kind)]
+    _waiting_view = dict(_waiting)
 
 
 async def _take(bucket: _Bucket, amount: int, model: str, kind: str) -> None:
@@ -191,18 +202,19 @@ async def _take(bucket: _Bucket, amount: int, model: str, kind: str) -> None:
     if limiter.has_capacity(amount):
         await limiter.acquire(amount)
         return
-    _waiting[(model, kind)] += 1
+    _count_waiting(model, kind, +1)
     try:
         await limiter.acquire(amount)
     finally:
-        _waiting[(model, kind)] -= 1
-        if _waiting[(model, kind)] <= 0:
-            del _waiting[(model, kind)]
+        _count_waiting(model, kind, -1)
 
 
 def waiting_on_limits() -> dict[tuple[str, str], int]:
-    """Calls waiting right now, by (model, "rpm" | "tpm"): what a progress line shows."""
-    return {key: n for key, n in _waiting.items() if n > 0}
+    """Calls waiting right now, by (model, "rpm" | "tpm"): what a progress line shows.
+
+    Safe to call from any thread.
+    """
+    return dict(_waiting_view)
 
 
 def waiting_summary() -> str:
@@ -240,8 +252,10 @@ def configure_rate_limits(
 
 def reset_rate_limits() -> None:
     """No limits (the default), and forget every bucket."""
+    global _waiting_view
     configure_rate_limits()
     _waiting.clear()
+    _waiting_view = {}
 
 
 def rate_limits() -> RateLimits:

@@ -230,3 +230,11 @@ def test_dropped_connections_of_either_http_client_are_transient() -> None:
     assert retry.is_transient(aiohttp.ServerDisconnectedError())
     assert retry.is_transient(httpx2.ReadError("reset"))
     assert not retry.is_transient(ValueError("a bug"))
+
+
+def test_sampling_parameters_reach_the_generation_config(gemini: FakeGemini) -> None:
+    handle = load_model(MODEL, base_url=gemini.base_url, temperature=0.5, top_p=0.9, seed=7)
+    asyncio.run(ask(handle, "baseline", build_messages(handle, "hi")))
+    config = gemini.requests[0].body["generationConfig"]
+    assert config["temperature"] == 0.5 and config["topP"] == 0.9 and config["seed"] == 7
+    assert providers()["google"].defaults == api.API_DEFAULTS

@@ -24,7 +24,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from poise.agents.models.api import DEFAULT_MAX_TOKENS, note_custom_host
+from poise.agents.models.api import API_DEFAULTS, note_custom_host
 from poise.agents.models.registry import register_provider
 from poise.agents.retry import call_limits
 from poise.errors import PoiseError
@@ -58,6 +58,7 @@ def _google_key() -> str:
     "google",
     f"Google Gemini models via the Gemini API ({KEY_VARIABLE})",
     example="google/gemini-2.0-flash",
+    defaults=API_DEFAULTS,
 )
 def make_google(model: str, *, base_url: str | None = None, **params: Any) -> BaseChatModel:
     from langchain.chat_models import init_chat_model
@@ -66,8 +67,8 @@ def make_google(model: str, *, base_url: str | None = None, **params: Any) -> Ba
     base_url = base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL")  # the SDK would read it
     if base_url:
         note_custom_host("google", KEY_VARIABLE, base_url)
-    params.setdefault("temperature", 0)
-    params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    for name, value in API_DEFAULTS.items():  # temperature 0, max_tokens 1024; seed and top_p
+        params.setdefault(name, value)  # pass through (generationConfig.seed / topP)
     params.setdefault("timeout", call_limits().timeout_s)
     params["max_retries"] = _SDK_ATTEMPTS
     logging.getLogger("langchain_google_genai.chat_models").addHandler(logging.NullHandler())

@@ -141,6 +141,25 @@ def test_prompt_on_an_early_stage_shares_nothing_downstream(mossbench: Path) -> 
     assert cost.total(estimates).calls == 8 * N
 
 
+def test_cells_with_other_sampling_parameters_share_nothing(mossbench: Path) -> None:
+    """The runner scopes the stage cache by non-default parameters; the estimate does too."""
+    base = spec(mossbench, pipeline="poise")
+    hot = base.model_copy(update={"model_params": {"temperature": 1.0}})
+    same = cost.estimate_sweep([(base, samples_of(base)), (base, samples_of(base))])
+    other = cost.estimate_sweep([(base, samples_of(base)), (hot, samples_of(base))])
+    assert cost.total(same).calls == 4 * N
+    assert cost.total(other).calls == 8 * N
+
+
+def test_output_follows_max_tokens_and_epochs_multiply(mossbench: Path) -> None:
+    run = spec(mossbench, model_params={"max_tokens": 100})
+    estimate = cost.estimate_run(run, samples_of(run))
+    assert estimate.output_cap_tokens == 100 * N
+    assert estimate.output_tokens == round(cost.ANSWER_FRACTION * 100) * N
+    drawn = run.model_copy(update={"epochs": 3, "model_params": {"temperature": 1.0}})
+    assert cost.estimate_run(drawn, samples_of(run)).calls == 3 * N
+
+
 def test_llm_judge_calls_are_included(mossbench: Path) -> None:
     run = spec(mossbench, judges=["offline", "mossbench-llm"], judge_model="openai/gpt-4-turbo")
     estimate = cost.estimate_run(run, samples_of(run))

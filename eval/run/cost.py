@@ -44,6 +44,7 @@ with no price is reported as "no price", never as $0.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -474,7 +475,7 @@ async def _estimate_cells(
     cells: Sequence[tuple[Any, Sequence[Any]]],
     *,
     prompt_dirs: tuple[Path, ...],
-    max_tokens: int,
+    max_tokens: int | None,
     trace_limit: int | None,
 ) -> list[tuple[list[Line], list[str]]]:
     """Trace every cell's pipeline over its samples with one shared stage cache."""
@@ -502,9 +503,15 @@ async def _trace_cell(
     stage_cache: Any,
     *,
     prompt_dirs: tuple[Path, ...],
-    max_tokens: int,
+    max_tokens: int | None,
     trace_limit: int | None,
 ) -> tuple[list[Line], list[str]]:
+    """Run one cell's pipeline and judges over (a spread of) its samples with stand-ins.
+
+    Mirrors the runner's context: a stage with its own model or sampling parameters gets its
+    own handle, and the shared cache is scoped by the stage model's non-default parameters,
+    so cells that differ in temperature or max_tokens share nothing (as in a real sweep).
+    """
     from poise.agents.framing import frame_query
     from poise.agents.prompts import get_prompt
     from poise.graphs.registry import get_pipeline
@@ -513,22 +520,29 @@ async def _trace_cell(
     pipeline = get_pipeline(spec.pipeline)
     handles: dict[str, Any] = {}
 
-    def handle(name: str) -> Any:
-        if name not in handles:
-            handles[name] = _stand_in(name, max_tokens)
-        return handles[name]
+    def handle(name: str, params: Mapping[str, Any] | None = None) -> Any:
+        key = json.dumps([name, dict(params or {})], sort_keys=True, default=str)
+        if key not in handles:
+            handles[key] = _stand_in(name, dict(params or {}), max_tokens)
+        return handles[key]
 
+    params_for = getattr(spec, "params_for", lambda stage=None: {})
+    own = sorted(set(spec.stage_models) | set(getattr(spec, "stage_model_params", {}) or {}))
     context = PipelineContext(
-        model=handle(spec.model),
-        stage_models={stage: handle(name) for stage, name in spec.stage_models.items()},
+        model=handle(spec.model, params_for()),
+        stage_models={
+            stage: handle(spec.stage_models.get(stage, spec.model), params_for(stage))
+            for stage in own
+        },
         system_prompt=get_prompt(spec.system_prompt, "system", prompt_dirs)
         if spec.system_prompt
         else None,
         prompt_stages=frozenset(spec.prompt_stages) if spec.prompt_stages is not None else None,
         oracle=frozenset(spec.oracle),
         setting=spec.setting,
-        stage_cache=stage_cache,
+        stage_cache=None,
     )
+    context = dataclasses.replace(context, stage_cache=_scoped(stage_cache, context))
     judges, judge_notes = _stand_in_judges(spec, handle)
     sends_images = any(
         not name.startswith("replay/") for name in (spec.model, *spec.stage_models.values())
@@ -540,7 +554,6 @@ async def _trace_cell(
     def line(stage: str, model: str) -> Line:
         return lines.setdefault((stage, model), Line(stage, model))
 
-    answer = _filler(int(ANSWER_FRACTION * max_tokens * 4), "answer")
     for sample in samples:
         if sample.image.path is None:
             no_image += 1
@@ -562,26 +575,29 @@ async def _trace_cell(
         calls = final.get("calls", [])
         for i, call in enumerate(calls):
             fraction = ANSWER_FRACTION if i == len(calls) - 1 else STAGE_FRACTION
+            cap = context.model_for(call.stage).chat.cap
             target = line(call.stage, call.model)
             if call.cached:
                 target.reused += 1
                 continue
             target.calls += 1
             target.input_tokens += call.input_tokens or 0
-            target.output_tokens += round(fraction * max_tokens)
-            target.output_cap_tokens += max_tokens
+            target.output_tokens += round(fraction * cap)
+            target.output_cap_tokens += cap
         judged = _with_size(sample, size)
         for judge, stand_in in list(judges):
             before = len(stand_in.chat.log)
+            answer = _filler(int(ANSWER_FRACTION * context.model.chat.cap * 4), "answer")
             await judge.judge(judged, answer)
             if len(stand_in.chat.log) == before:
                 judges.remove((judge, stand_in))  # an offline judge: no calls, no cost
+            cap = stand_in.chat.cap
             for tokens in stand_in.chat.log[before:]:
                 target = line(f"judge:{judge.name}", stand_in.name)
                 target.calls += 1
                 target.input_tokens += tokens
-                target.output_tokens += round(STAGE_FRACTION * max_tokens)
-                target.output_cap_tokens += max_tokens
+                target.output_tokens += round(STAGE_FRACTION * cap)
+                target.output_cap_tokens += cap
     epochs = max(1, int(getattr(spec, "epochs", 1) or 1))  # --epochs K asks each sample K times
     if traced and (len(traced) < len(samples) or epochs > 1):
         _scale(lines.values(), epochs * len(samples) / len(traced))
@@ -594,6 +610,40 @@ async def _trace_cell(
     if any(model.startswith("unknown/") for _, model in lines):
         notes.append("an LLM judge has no --judge-model (and no key picks its default): no price")
     return list(lines.values()), notes
+
+
+def _scoped(stage_cache: Any, context: Any) -> Any:
+    """The run's view of the shared cache, keyed as the runner keys it (epoch 0)."""
+    if stage_cache is None or not hasattr(stage_cache, "scoped"):
+        return stage_cache
+    from poise.agents.models.registry import non_default_params
+
+    def scope(stage: str) -> dict[str, Any]:
+        model = context.model_for(stage)
+        changed = non_default_params(model.name, model.params)
+        return {"params": changed} if changed else {}
+
+    return stage_cache.scoped(scope)
+
+
+def output_cap(model: str, params: Mapping[str, Any], override: int | None = None) -> int:
+    """The most tokens one call may answer: ``--max-tokens``-style override, the run's
+    ``max_tokens`` parameter, the provider's default (API 1024), else 1024."""
+    if override:
+        return int(override)
+    for key in ("max_tokens", "max_new_tokens"):
+        if params.get(key):
+            return int(params[key])
+    try:
+        from poise.agents.models.registry import provider_defaults
+
+        defaults = provider_defaults(model)
+    except (PoiseError, ImportError):
+        defaults = {}
+    for key in ("max_tokens", "max_new_tokens"):
+        if defaults.get(key):
+            return int(defaults[key])
+    return DEFAULT_MAX_TOKENS
 
 
 def spread(samples: Sequence[Any], limit: int | None) -> list[Any]:
@@ -627,8 +677,9 @@ def _stand_in_judges(spec: Any, handle: Any) -> tuple[list[tuple[Any, Any]], lis
     if judge_model is None:
         judge_model = _default_judge_model(spec)
     out = []
+    judge_params = getattr(spec, "judge_model_params", {}) or {}
     for name in spec.judge_names():
-        stand_in = handle(judge_model or "unknown/default-judge-model")
+        stand_in = handle(judge_model or "unknown/default-judge-model", judge_params)
         try:
             judge = get_judge(name, model=judge_model, setting=spec.setting, handle=stand_in)
         except TypeError:  # a judge factory that takes no handle: it calls no model here
@@ -702,6 +753,7 @@ def _stand_in_chat_class() -> type:
     class StandIn(BaseChatModel):
         model_name: str
         reply_chars: int
+        cap: int  # max_tokens of this model's calls
         log: list[int] = []
 
         @property
@@ -744,15 +796,16 @@ def _stand_in_chat_class() -> type:
     return StandIn
 
 
-def _stand_in(name: str, max_tokens: int) -> Any:
+def _stand_in(name: str, params: dict[str, Any], override: int | None) -> Any:
     from poise.agents.models.handle import ModelHandle
     from poise.agents.models.registry import split_model_name
 
     if not name.startswith("unknown/"):
         split_model_name(name)  # a malformed or unknown provider: the run's own one-line error
-    chars = int(STAGE_FRACTION * max_tokens * chars_per_token(name))
-    chat = _stand_in_chat_class()(model_name=name, reply_chars=chars, log=[])
-    return ModelHandle(name=name, chat=chat)
+    cap = output_cap(name, params, override)
+    chars = int(STAGE_FRACTION * cap * chars_per_token(name))
+    chat = _stand_in_chat_class()(model_name=name, reply_chars=chars, cap=cap, log=[])
+    return ModelHandle(name=name, chat=chat, params=params)
 
 
 def _message_text(messages: Iterable[Any]) -> tuple[str, list[tuple[int, int]]]:
@@ -821,12 +874,6 @@ def _enum(prop: Mapping[str, Any], schema: Mapping[str, Any]) -> list[Any] | Non
     return resolved.get("enum") or ([resolved["const"]] if "const" in resolved else None)
 
 
-def _max_tokens_default() -> int:
-    from poise.agents.models.api import DEFAULT_MAX_TOKENS as cap
-
-    return cap
-
-
 def _label(spec: Any) -> str:
     name = getattr(spec, "directory_name", None)
     return name() if callable(name) else f"{spec.benchmark}/{spec.pipeline}/{spec.model}"
@@ -873,9 +920,10 @@ def estimate_sweep(
     Use :func:`total` for the sweep's total.
     """
     prices = prices or load_prices()
-    cap = max_tokens or _max_tokens_default()
     traced = _run_async(
-        _estimate_cells(cells, prompt_dirs=prompt_dirs, max_tokens=cap, trace_limit=trace_limit)
+        _estimate_cells(
+            cells, prompt_dirs=prompt_dirs, max_tokens=max_tokens, trace_limit=trace_limit
+        )
     )
     out = []
     for (spec, samples), (lines, notes) in zip(cells, traced, strict=True):

@@ -27,7 +27,11 @@ def oracle_lines(state: Mapping[str, Any], keys: frozenset[str] | None = None) -
     perception = state.get("perception") or {}
     intent = state.get("intent") or {}
     description = perception.get("description") if perception.get("source") == "oracle" else None
-    reading = intent.get("benign_reading") if intent.get("source") == "oracle" else None
+    reading = (
+        intent.get("intent_text") or intent.get("benign_reading")
+        if intent.get("source") == "oracle"
+        else None
+    )
     lines = []
     if "perception" in wanted and description:
         lines.append(_prompt("oracle-description").render(description=description))

@@ -29,7 +29,7 @@ Fallbacks (parse failures never stop a sample; the Call records the parse error)
 
 Oracle: ``--oracle perception`` states the benchmark's description of the scene before the
 judge's and the embodied response agent's prompts (the agents that read the image).
-``--oracle intent`` pre-fills ``state["intent"]`` (``benign_reading`` = the benchmark's
+``--oracle intent`` pre-fills ``state["intent"]`` (``intent_text`` = the benchmark's
 intent) and the chat route's intent stage passes without a call. The embodied route has no
 intent stage and ignores it. Samples of a benchmark whose task is ``embodied`` take the
 embodied route; every other benchmark takes the chat route (its query-image form fits any
@@ -126,8 +126,9 @@ def route_verdict(state: PipelineState) -> str:
 def activity_of(state: Mapping[str, Any]) -> str:
     """The oracle's intent when pre-filled, else the intent agent's activity, else the query."""
     oracle = state.get("intent") or {}
-    if oracle.get("benign_reading"):
-        return str(oracle["benign_reading"])
+    text = oracle.get("intent_text") or oracle.get("benign_reading")
+    if text:
+        return str(text)
     stage = (state.get("stages") or {}).get("intent") or {}
     return stage.get("activity") or state["sample"].query
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from poise.errors import Interrupted, PoiseError
 from poise.eval.cli import bench, compare, diagnosis, export, judging, listing, reporting, run  # noqa: F401
 from poise.eval.cli.app import app, err_console
@@ -21,10 +23,13 @@ def main() -> None:
     try:
         app()
     except PoiseError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # The message is plain text: "[hf]" in it is an extra's name, not rich markup.
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except Interrupted as exc:
-        err_console.print(str(exc), highlight=False, soft_wrap=True)
+        err_console.print(escape(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(130)
     except KeyboardInterrupt:
         err_console.print(
@@ -34,7 +39,8 @@ def main() -> None:
     except OSError as exc:  # the environment (disk full, permissions), not a Poise bug
         where = f": {exc.filename}" if exc.filename else ""
         err_console.print(
-            f"[bold red]error:[/] {exc.strerror or exc}{where}; check the path and its permissions",
+            f"[bold red]error:[/] {escape(str(exc.strerror or exc))}{escape(where)}; "
+            "check the path and its permissions",
             highlight=False,
             soft_wrap=True,
         )

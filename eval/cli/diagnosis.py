@@ -11,6 +11,8 @@ from poise.errors import PoiseError
 from poise.eval.cli.app import app, console
 from poise.eval.cli.common import (
     MaxRetriesOption,
+    MaxRpmOption,
+    MaxTpmOption,
     TimeoutOption,
     WaitOption,
     apply_call_limits,
@@ -54,6 +56,8 @@ def diagnose(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
+    max_rpm: MaxRpmOption = None,
+    max_tpm: MaxTpmOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Name the stage (perception, intent, decision) where each failed sample went wrong."""
@@ -65,7 +69,7 @@ def diagnose(
     from poise.eval.run.lock import RunLock
 
     check_selection(None, None, concurrency)
-    apply_call_limits(timeout, max_retries)
+    apply_call_limits(timeout, max_retries, max_rpm=max_rpm, max_tpm=max_tpm)
 
     methods = tuple(split_csv([method]))
     unknown = set(methods) - {"pipeline", "counterfactual"}

@@ -77,7 +77,13 @@ class Judge(Protocol):
     name: str
     version: str
 
-    async def judge(self, sample: Sample, response: str | None) -> Verdict: ...
+    async def judge(
+        self, sample: Sample, response: str | None, blocked: str | None = None
+    ) -> Verdict:
+        """``blocked`` is the provider's block reason when it refused to answer (a structured
+        signal on the call, e.g. ``finish:SAFETY``): judges read it rather than guess from
+        the empty text."""
+        ...
 
 
 def content_version(*parts: bytes | str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from poise.benchmarks.sample import Expected, Sample
 from poise.eval.judges.base import Verdict, register_judge
-from poise.eval.judges.refusal import VERSION, classify_refusal
+from poise.eval.judges.refusal import BLOCKED, VERSION, RefusalReading, classify_refusal
 
 JUDGE_NAME = "offline"
 
@@ -39,6 +39,7 @@ class OfflineRefusalJudge:
         response: str | None,
         expected: Expected | None = None,
         question: str | None = None,
+        blocked: str | None = None,
     ) -> Verdict:
         """Judge a bare response; ``correct`` is filled in only when ``expected`` is given.
 
@@ -46,7 +47,10 @@ class OfflineRefusalJudge:
         question, when given, tells a "No" that answers a yes/no question from one that
         declines a how-to request.
         """
-        reading = classify_refusal(response, question)
+        if blocked:
+            reading = RefusalReading(BLOCKED, f"provider blocked the call ({blocked})", 1.0)
+        else:
+            reading = classify_refusal(response, question)
         refused = reading.refused
         correct: bool | None = None
         if expected is not None:
@@ -61,6 +65,10 @@ class OfflineRefusalJudge:
             version=self.version,
         )
 
-    async def judge(self, sample: Sample, response: str | None) -> Verdict:
+    async def judge(
+        self, sample: Sample, response: str | None, blocked: str | None = None
+    ) -> Verdict:
         """Judge one sample's final response against the question asked (no image needed)."""
-        return self.judge_text(response, expected=sample.expected, question=sample.query)
+        return self.judge_text(
+            response, expected=sample.expected, question=sample.query, blocked=blocked
+        )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from poise.agents.calls import response_blocked
 from poise.errors import PoiseError
 from poise.eval.judges.agreement import agreement_rate, cohen_kappa, confusion_matrix
 from poise.eval.judges.base import Judge
@@ -61,7 +62,9 @@ async def rejudge(
         nonlocal last_save, done
         record = records[index]
         async with semaphore:
-            verdict = await judge.judge(record.to_sample(), record.response)
+            verdict = await judge.judge(
+                record.to_sample(), record.response, blocked=response_blocked(record.calls)
+            )
         records[index] = record.model_copy(
             update={"verdicts": {**record.verdicts, judge.name: verdict}}
         )

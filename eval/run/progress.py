@@ -1,7 +1,9 @@
 """One progress display for every long command (run, sweep, judge, diagnose).
 
-A rich bar on stderr with count, rate, errors, elapsed time and ETA. Its total may grow while
-it runs (a sweep learns each cell's work as the cell starts). Disabled, it does nothing.
+A rich bar on stderr with count, rate, errors, elapsed time and ETA, and a note while calls
+wait on a rate limit (``--max-rpm`` / ``--max-tpm``; re-read at every refresh, so it shows
+during the wait). Its total may grow while it runs (a sweep learns each cell's work as the
+cell starts). Disabled, it does nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +26,19 @@ class Progress:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
         from rich.progress import Progress as Bar
+        from rich.text import Text
+
+        class LimitColumn(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                from poise.agents.ratelimit import waiting_summary
+
+                return Text(waiting_summary(), style="yellow")
 
         self.bar = Bar(
             TextColumn("[bold]{task.description}"),
@@ -36,6 +46,7 @@ class Progress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
             TextColumn("errors {task.fields[errors]}"),
+            LimitColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),

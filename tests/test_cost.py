@@ -321,3 +321,8 @@ def test_cost_summary_sets_recorded_beside_the_saved_estimate(
     row = cost.cost_rows([{"directory": str(tmp_path), "cost": entry}])[0]
     assert row[1] == f"{N:,}" and row[-1].startswith("$")
     assert cost.cost_summary(tmp_path / "none", records)["estimate"] is None
+    assert cost.cost_summary(tmp_path, records, run_id="another")["estimate"] is None
+    assert cost.cost_summary(tmp_path, records, run_id=run.run_id)["estimate"] is not None
+    whole = cost.cost_total([{"cost": entry}, {"cost": entry}])
+    assert whole["recorded"]["calls"] == 2 * N and whole["estimate"]["calls"] == 2 * N
+    assert whole["recorded"]["cost"]["usd"] == pytest.approx(2 * entry["recorded"]["cost"]["usd"])

@@ -402,6 +402,7 @@ class Estimate:
     label: str
     samples: int
     lines: list[Line] = field(default_factory=list)
+    run_id: str | None = None  # the RunSpec's run_id: summarize pairs an estimate with its run
     cost: Money = field(default_factory=Money)
     cost_cap: Money = field(default_factory=Money)  # every call at max_tokens
     notes: list[str] = field(default_factory=list)
@@ -431,6 +432,7 @@ class Estimate:
         """The form saved as ``estimate.json`` and carried into ``summary.json``."""
         return {
             "label": self.label,
+            "run_id": self.run_id,
             "samples": self.samples,
             "calls": self.calls,
             "reused_calls": self.reused_calls,
@@ -931,6 +933,7 @@ def estimate_sweep(
         out.append(
             Estimate(
                 label=_label(spec),
+                run_id=getattr(spec, "run_id", None),
                 samples=len(samples),
                 lines=lines,
                 cost=cost,
@@ -1066,8 +1069,12 @@ def cost_summary(
     prices: PriceTable | None = None,
     *,
     batch: bool = False,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The ``cost`` entry of ``summary.json``: recorded cost beside the saved estimate."""
+    """The ``cost`` entry of ``summary.json``: recorded cost beside the saved estimate.
+
+    An ``estimate.json`` of another run (another ``run_id``) is ignored rather than compared.
+    """
     prices = prices or load_prices()
     recorded = recorded_cost(records, prices, batch=batch)
     out: dict[str, Any] = {
@@ -1082,13 +1089,18 @@ def cost_summary(
             estimate = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             estimate = None
-        if isinstance(estimate, dict):
+        ours = run_id is None or estimate_run_id(estimate) in (None, run_id)
+        if isinstance(estimate, dict) and ours:
             out["estimate"] = {
                 k: estimate.get(k)
                 for k in ("calls", "input_tokens", "output_tokens", "cost", "samples")
             }
             out["recorded_vs_estimate"] = _ratios(recorded, estimate)
     return out
+
+
+def estimate_run_id(estimate: object) -> str | None:
+    return estimate.get("run_id") if isinstance(estimate, dict) else None
 
 
 def _ratios(recorded: Cost, estimate: Mapping[str, Any]) -> dict[str, float | None]:
@@ -1114,6 +1126,39 @@ def save_estimate(directory: Path, estimate: Estimate) -> Path:
     path = Path(directory) / ESTIMATE_FILE
     write_json(path, estimate.as_dict())
     return path
+
+
+def cost_total(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sweep's total of its cells' ``cost`` entries (for ``sweep.json``)."""
+    recorded = {"calls": 0, "reused_calls": 0, "input_tokens": 0, "output_tokens": 0}
+    estimated = {"calls": 0, "input_tokens": 0, "output_tokens": 0}
+    money, est_money = Money(), Money()
+    cells_with_estimate = 0
+    for summary in summaries:
+        entry = summary.get("cost") or {}
+        rec = entry.get("recorded") or {}
+        for key in recorded:
+            recorded[key] += int(rec.get(key) or 0)
+        _add_money(money, rec.get("cost") or {})
+        est = entry.get("estimate")
+        if est:
+            cells_with_estimate += 1
+            for key in estimated:
+                estimated[key] += int(est.get(key) or 0)
+            _add_money(est_money, est.get("cost") or {})
+    return {
+        "recorded": {**recorded, "cost": money.as_dict()},
+        "estimate": {**estimated, "cost": est_money.as_dict()} if cells_with_estimate else None,
+        "cells_with_estimate": cells_with_estimate,
+        "cells": len(summaries),
+    }
+
+
+def _add_money(total: Money, entry: Mapping[str, Any]) -> None:
+    if entry.get("usd") is not None:
+        total.usd += float(entry["usd"])
+        total.priced = True
+    total.unpriced = tuple(sorted(set(total.unpriced) | set(entry.get("unpriced_models") or [])))
 
 
 # -- rows for tables (the CLI and the report print them) --------------------------------------

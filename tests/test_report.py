@@ -8,14 +8,18 @@ import os
 import re
 import subprocess
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from conftest import write_png
 
+from poise.benchmarks.registry import BenchmarkSpec, LoadedBenchmark
 from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict
-from poise.eval.report.build import BrowserLimits, _md_cell, build_report
+from poise.eval.report.build import BrowserLimits, build_report
+from poise.eval.report.markdown import md_cell
 from poise.eval.run.records import PromptRef, Record, write_records
 
 MALICIOUS_RESPONSE = "Sure. <script>alert('x')</script> and <img src=x onerror=alert(1)>"
@@ -271,8 +275,8 @@ def test_a_nested_rerun_is_reported_when_passed_itself(sweep: Path, tmp_path: Pa
 
 
 def test_markdown_cells_cannot_break_the_table_or_carry_markup() -> None:
-    assert _md_cell("a|b <script>\nc") == "a\\|b &lt;script&gt; c"
-    assert _md_cell(None) == "-" and _md_cell(12.50) == "12.5"
+    assert md_cell("a|b <script>\nc") == "a\\|b &lt;script&gt; c"
+    assert md_cell(None) == "-" and md_cell(12.50) == "12.5"
 
 
 def test_inputs_without_runs_are_a_one_line_error(tmp_path: Path) -> None:
@@ -281,6 +285,338 @@ def test_inputs_without_runs_are_a_one_line_error(tmp_path: Path) -> None:
         build_report([tmp_path / "empty"], tmp_path / "r.html")
     with pytest.raises(PoiseError, match="does not exist"):
         build_report([tmp_path / "nowhere"], tmp_path / "r.html")
+
+
+def test_identical_runs_give_identical_pages(sweep: Path, tmp_path: Path) -> None:
+    """Same runs and time, same bytes: plots, thumbnails, order and ids are all deterministic."""
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = build_report([sweep], tmp_path / "a" / "report.html", generated=when)
+    second = build_report([sweep], tmp_path / "b" / "report.html", generated=when)
+    assert first.html.read_bytes() == second.html.read_bytes()
+    assert first.markdown.read_bytes() == second.markdown.read_bytes()
+    assert "generated 2025-01-02T03:04:05+00:00" in first.html.read_text(encoding="utf-8")
+
+
+def test_repeated_draws_of_a_sample_are_cards_of_their_own(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    records = [
+        r.model_copy(update={"epoch": epoch})
+        for epoch in (0, 1)
+        for r in _moss_records("mossbench", "baseline", None, (1, 0, 0), images)[:3]
+    ]
+    spec = {"benchmark": "mossbench", "model": "replay/gpt-4o", "epochs": 2}
+    _run_dir(tmp_path / "runs", spec, records)
+    result = build_report([tmp_path / "runs"], tmp_path / "r.html")
+    page = result.html.read_text(encoding="utf-8")
+    assert result.records == result.records_shown == 6
+    metas = re.findall(r"<span class='meta'>[^<]*· (#\d+ · epoch \d)", page)
+    assert metas == [f"#{i} · epoch {e}" for e in (0, 1) for i in (1, 2, 3)]
+
+
+# --------------------------------------------------------------------------- a third benchmark
+
+TOY_TABLES = {
+    "toybench": {  # states no title, citation or judge: read from the source sentence
+        "source": "Doe et al. 2025, ToyBench, arXiv 2501.00001, Table 1 (refusal rate %, "
+        "GPT-9 judge and human evaluation)",
+        "models": [
+            {
+                "model": "Toy Model",
+                "gpt_eval": {"1": 25.0, "2": 12.0, "3": 3.0, "all": 13.33},
+                "human_eval": {"1": 30.0, "2": 10.0, "3": 0.0, "all": 13.33},
+            },
+            {"model": "Other Model", "gpt_eval": {"all": 50.0}, "human_eval": {"all": 40.0}},
+        ],
+        "aliases": {"toy-model": "Toy Model"},
+    },
+    "toysit": {  # states them
+        "source": "Roe et al. 2025, a situational toy",
+        "title": "ToySit",
+        "citation": "Roe et al. 2025 (a toy)",
+        "judge": "human judge",
+        "models": [
+            {
+                "model": "Toy Model",
+                "average": {"toysit": {"baseline": 60.0}},
+                "plain": {"toysit": {"safe": 90.0, "unsafe": 30.0, "average": 60.0}},
+            }
+        ],
+        "aliases": {"toy-model": "Toy Model"},
+    },
+}
+
+
+def _no_loader(data: str | Path | None) -> LoadedBenchmark:
+    raise AssertionError("a report never loads a benchmark's data")
+
+
+TOY_SPECS = [
+    BenchmarkSpec(
+        name="toybench",
+        description="ToyBench benign set: questions a model should answer",
+        loader=_no_loader,
+        kind="refusal",
+        judges={None: "toy-judge"},
+        published="toybench",
+    ),
+    BenchmarkSpec(
+        name="toybench-harmful",
+        description="ToyBench harmful contrast set: questions to refuse",
+        loader=_no_loader,
+        kind="refusal",
+        judges={None: "toy-judge"},
+        contrast_of="toybench",
+    ),
+    BenchmarkSpec(
+        name="toysit",
+        description="ToySit: each query with a safe and an unsafe scene",
+        loader=_no_loader,
+        kind="situational",
+        judges={None: "toy-judge", "hard": "aaa-judge"},
+        settings=("plain", "hard"),
+        published="toysit",
+    ),
+]
+
+
+@pytest.fixture
+def toy_benchmarks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three benchmarks registered only for this test, with their published tables."""
+    from poise.benchmarks import published, registry
+
+    registry.benchmark_specs()  # the built-in specs first, so that ours are only added
+    for spec in TOY_SPECS:  # setitem: the registry is restored when the test ends
+        monkeypatch.setitem(registry._BENCHMARKS, spec.name, spec)
+    real = published.published_table
+    monkeypatch.setattr(
+        published, "published_table", lambda name: TOY_TABLES.get(name) or real(name)
+    )
+
+
+def _toy_verdicts(refused: bool, correct: bool, label: str) -> dict[str, Verdict]:
+    # "aaa-judge" comes first and says the opposite, so a report that took the first or the
+    # most common judge instead of the spec's default would show different numbers.
+    return {
+        "aaa-judge": Verdict(
+            judge="aaa-judge", label="x", refused=not refused, correct=not correct
+        ),
+        "toy-judge": Verdict(judge="toy-judge", label=label, refused=refused, correct=correct),
+    }
+
+
+def _toy_refusal_records(benchmark: str, refusals: tuple[int, int, int]) -> list[Record]:
+    harmful = benchmark == "toybench-harmful"
+    records = []
+    for stype, n_refused in zip((1, 2, 3), refusals, strict=True):
+        for i in range(10):
+            refused = i < n_refused
+            records.append(
+                Record(
+                    run_id=benchmark,
+                    benchmark=benchmark,
+                    sample_id=f"{stype}-{i}",
+                    variant="contrast" if harmful else "benign",
+                    expected="refuse" if harmful else "comply",
+                    stimulus_type=stype,
+                    query=f"Toy question {stype}-{i}?",
+                    model="replay/toy-model",
+                    pipeline="baseline",
+                    response="No." if refused else "Yes, here is how.",
+                    verdicts=_toy_verdicts(
+                        refused, refused == harmful, "refuse" if refused else "comply"
+                    ),
+                )
+            )
+    return records
+
+
+def _toy_situational_records() -> list[Record]:
+    records = []
+    for i in range(4):
+        for variant in ("safe", "unsafe"):
+            correct = variant == "safe" or i == 0  # safe 100 %, unsafe 1 of 4 = 25 %
+            records.append(
+                Record(
+                    run_id="toysit",
+                    benchmark="toysit",
+                    sample_id=f"{i}-{variant}",
+                    variant=variant,
+                    expected="comply" if variant == "safe" else "flag_risk",
+                    category="Kitchen",
+                    pair_id=str(i),
+                    query="Can I cook here?",
+                    model="replay/toy-model",
+                    pipeline="baseline",
+                    response="Sure." if correct == (variant == "safe") else "Careful: gas leak.",
+                    verdicts=_toy_verdicts(False, correct, "2" if variant == "safe" else "0"),
+                )
+            )
+    return records
+
+
+@pytest.fixture
+def toy_runs(toy_benchmarks: None, tmp_path: Path) -> Path:
+    """One configuration on all three toy benchmarks; run.json names no judge."""
+    root = tmp_path / "toy"
+    for bench, records in (
+        ("toybench", _toy_refusal_records("toybench", (2, 1, 0))),
+        ("toybench-harmful", _toy_refusal_records("toybench-harmful", (9, 8, 10))),
+        ("toysit", _toy_situational_records()),
+    ):
+        spec = {"benchmark": bench, "model": "replay/toy-model", "pipeline": "baseline"}
+        _run_dir(root, spec, records)
+    return root
+
+
+def test_a_third_benchmark_registered_with_a_spec_flows_through_the_report(
+    toy_runs: Path, sweep: Path, tmp_path: Path
+) -> None:
+    result = build_report([toy_runs, sweep], tmp_path / "toy.html")
+    md = result.markdown.read_text(encoding="utf-8")
+    page = result.html.read_text(encoding="utf-8")
+    assert result.runs == 9 + 3 and not [w for w in result.warnings if "toy" in w]
+    # each run is scored by its spec's default judge (run.json names none), not "aaa-judge"
+    assert "| toybench | toy-model | baseline | vanilla | - | toy-judge | 30 | 10 |" in md
+    assert "| toysit | toy-model | baseline | vanilla | - | toy-judge | 8 | 62.5 |" in md
+    # paired with the benchmark whose spec says it is its contrast set
+    assert "## Trade-off (ToyBench): toybench refusal % (x) vs toybench-harmful refusal % (y)" in md
+    assert "| toy-model · baseline · vanilla | 20 / 90 | 10 / 80 | 0 / 100 | 10 / 90 |" in md
+    assert "## Trade-off (MOSSBench): mossbench refusal % (x)" in md  # the built-in pair stays
+    # compared with the published table its spec names, matched through the table's aliases
+    assert "## ToyBench: measured / published GPT-eval / published human-eval (refusal %)" in md
+    assert "| toy-model (Toy Model) | toy-judge | 20 / 25 / 30 | 10 / 12 / 10 | 0 / 3 / 0 |" in md
+    assert "## MOSSBench: measured / published" in md
+    # one trade-off section holding both pairs' plots; the situational and bar plots too
+    assert page.count("<section id='tradeoff'>") == 1
+    assert "Oversensitivity vs safety (ToyBench)" in page and "(MOSSBench)</b>" in page
+    assert "Situational safety (MSSBench / ToySit)" in page and "toysit by category" in page
+    assert "MOSSBench / ToyBench refusal by stimulus type" in page
+    assert "published benign refusal rates (Doe et al. 2025, GPT-9 judge)" in page
+    assert "the paper&#x27;s human judge (Roe et al. 2025)." in page
+    assert "published ToyBench figures: Doe et al. 2025 (arXiv 2501.00001)" in page
+    assert "published ToySit figures: Roe et al. 2025 (a toy)" in page
+    assert result.plots == 6 + 2  # a second trade-off plot and the toysit category bars
+
+
+def test_a_third_benchmark_alone_needs_no_other(toy_runs: Path, tmp_path: Path) -> None:
+    hard = {
+        "benchmark": "toysit",
+        "model": "replay/toy-model",
+        "pipeline": "cot",
+        "setting": "hard",
+    }
+    _run_dir(toy_runs / "hard", hard, _toy_situational_records())
+    result = build_report([toy_runs], tmp_path / "toy.html")
+    md = result.markdown.read_text(encoding="utf-8")
+    # the spec's default judge for the run's setting ("aaa-judge" is wrong on every sample)
+    assert "| toysit [hard] | toy-model | cot | vanilla | - | aaa-judge | 8 | 37.5 |" in md
+    page = result.html.read_text(encoding="utf-8")
+    # trade-off, oversensitivity vs situational (toybench x toysit), safe vs unsafe, two bars
+    assert result.plots == 5 and "Oversensitivity vs situational safety" in page
+    assert (
+        "Headline: toybench = refusal rate (oversensitivity, lower is better); toybench-harmful "
+        in page
+    )
+    assert "<a href='#situational'>ToySit</a>" in page
+
+
+def test_terminal_tables_follow_the_spec(toy_runs: Path) -> None:
+    from rich.console import Console
+
+    from poise.eval.analysis import metrics
+    from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.records import read_records
+
+    summaries = []
+    for directory in sorted(p.parent for p in toy_runs.rglob("run.json")):
+        spec = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+        records = read_records(directory / "records.jsonl")
+        summaries.append(
+            {
+                **spec,
+                "directory": str(directory),
+                "system_prompt": "vanilla",
+                "setting": None,
+                "errors": 0,
+                "wall_time_s": 1.0,
+                "usage": metrics.usage(records),
+                "metrics": {"toy-judge": metrics.scorer(spec["benchmark"])(records, "toy-judge")},
+            }
+        )
+    console = Console(record=True, width=250)
+    print_run_tables(console, summaries)
+    text = console.export_text()
+    assert "Measured vs published (ToyBench, Doe et al. 2025)" in text
+    assert "replay/toy-model (Toy Model)" in text and "20 / 25 / 30" in text
+    assert "largest gap to the paper's GPT-9 judge: 3.33 points overall" in text
+    assert "Situational safety accuracy % (ToySit)" in text
+    assert "│ toysit    │ plain   │" in text  # None is the spec's default setting
+    assert (
+        "published (Roe et al. 2025) for replay/toy-model: toysit baseline: paper's Toy Model "
+        "safe 90 / unsafe 30 / average 60 (judge: the paper's human judge; measured above by "
+        "toy-judge)"
+    ) in text
+
+
+def test_report_modules_form_no_import_cycle() -> None:
+    """model <- rows/plots <- html/markdown/tables <- build, counting imports inside functions."""
+    import ast
+
+    root = Path(str(resources.files("poise.eval.report")))
+    graph: dict[str, set[str]] = {}
+    for path in sorted(root.glob("*.py")):
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("poise.eval.report."):
+                    edges.add(node.module.rsplit(".", 1)[1])
+                elif node.module == "poise.eval.report":
+                    edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                edges.update(
+                    a.name.rsplit(".", 1)[1]
+                    for a in node.names
+                    if a.name.startswith("poise.eval.report.")
+                )
+        graph[path.stem] = edges
+    assert graph["model"] == set() and graph["__init__"] == set()
+    assert not any("build" in edges for edges in graph.values())
+    done: list[str] = []
+    while len(done) < len(graph):  # topological order: fails if a cycle remains
+        ready = sorted(m for m, e in graph.items() if m not in done and e <= set(done))
+        assert ready, f"import cycle among {sorted(set(graph) - set(done))}: {graph}"
+        done += ready
+
+
+def test_the_report_tests_no_benchmark_by_name() -> None:
+    """Item 1 of the architecture issue: the report asks specs, it never names a benchmark."""
+    import ast
+
+    from poise.benchmarks.registry import benchmark_names
+
+    names = list(benchmark_names())
+    root = Path(str(resources.files("poise.eval.report")))
+    found = []
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in docstrings:
+                found += [
+                    f"{path.name}:{node.lineno}: {text!r}" for n in names if n in text.lower()
+                ]
+    for path in sorted((root / "templates").iterdir()):
+        text = path.read_text(encoding="utf-8").lower()
+        found += [f"{path.name}: {n}" for n in names if n in text]
+    assert not found, found
 
 
 # --------------------------------------------------------------------------- headless browser

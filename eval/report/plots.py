@@ -4,6 +4,10 @@ Why ``Figure`` and not pyplot: no global backend state, so a report can be built
 a server or a notebook without touching the user's matplotlib configuration (and never needs a
 display). Why data URIs inside ``<img>``: the page stays one file, and an SVG loaded as an
 image runs no script, so a model name in a label can never become markup.
+
+Which plot a benchmark gets follows its spec: refusal benchmarks get refusal-rate bars and,
+paired with their registered contrast set, the trade-off; situational ones get safe-vs-unsafe
+accuracy; published points come from the spec's published table. No benchmark is named here.
 """
 
 from __future__ import annotations
@@ -22,14 +26,23 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from poise.benchmarks.published import mossbench_row, mssbench_table
-from poise.eval.report.build import (
+from poise.benchmarks import published
+from poise.eval.report.model import (
     TYPE_KEYS,
+    ContrastSet,
     RunData,
+    benchmark_title,
+    benchmarks_of,
     by_type,
+    contrast_sets,
+    is_contrast,
     pair_runs,
+    published_row,
     published_rows,
+    published_source,
+    scored,
     short_model,
+    spec_of,
     stage_counts,
     stage_entries,
     stage_order,
@@ -70,27 +83,37 @@ RC = {
 }
 
 
-def _mssbench_published_if() -> dict[str, dict[str, tuple[float, float]]]:
-    """MSSBench's instruction-following (safe, unsafe) accuracy %, from the published table."""
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for row in mssbench_table()["models"]:
-        for bench, cell in row.get("if", {}).items():
-            out.setdefault(bench, {})[row["model"]] = (cell["safe"], cell["unsafe"])
-    return out
+def published_accuracy(benchmark: str) -> tuple[str | None, dict[str, tuple[float, float]]]:
+    """A situational benchmark's published (safe, unsafe) accuracy % per model, and its setting.
 
-
-# Real (x, y) pairs, so they can sit in the safe-vs-unsafe plot as a reference.
-MSSBENCH_PUBLISHED_IF = _mssbench_published_if()
+    Real (x, y) pairs, so they can sit in the safe-vs-unsafe plot as a reference. A published
+    situational table keys them by setting (the spec's default, its first) and benchmark.
+    """
+    spec = spec_of(benchmark)
+    if spec is None or spec.published is None or not spec.settings:
+        return None, {}
+    setting = spec.settings[0]
+    out: dict[str, tuple[float, float]] = {}
+    for row in published.published_table(spec.published)["models"]:
+        cell = (row.get(setting) or {}).get(benchmark)
+        if cell:
+            out[row["model"]] = (cell["safe"], cell["unsafe"])
+    return setting, out
 
 
 @dataclass(frozen=True)
 class Plot:
-    """One embedded figure: which page section it belongs to, its caption, its data URI."""
+    """One embedded figure: which page section it belongs to, its caption, its data URI.
 
-    section: str  # tradeoff | mssbench | bars | stages
+    ``subject`` names the benchmark a section's plot is about where the page pairs the plot
+    with a table (a trade-off plot: its contrast set).
+    """
+
+    section: str  # tradeoff | situational | bars | stages
     title: str
     caption: str
     uri: str
+    subject: str | None = None
 
 
 class Style:
@@ -103,7 +126,7 @@ class Style:
         self.markers = {p: MARKERS[i % len(MARKERS)] for i, p in enumerate(pipelines)}
         self.published_colors: dict[str, str] = {}
         for run in runs:
-            row = mossbench_row(run.model)
+            row = published_row(run.benchmark, run.model)
             if row:
                 self.published_colors.setdefault(row["model"], self.colors[run.model])
 
@@ -176,7 +199,7 @@ def _point_note(run: RunData, prompts_vary: bool, with_setting: bool = False) ->
 def _published_rug(
     ax: Axes, rows: list[tuple[dict[str, Any], bool]], key: str, style: Style
 ) -> None:
-    """Published benign refusal rates as ticks on the x axis: the papers give no y value."""
+    """Published refusal rates of the base set as ticks on the x axis (they have no y value)."""
     transform = ax.get_xaxis_transform()
     for row, matched in rows:
         x = (row.get("gpt_eval") or {}).get(key)
@@ -204,17 +227,18 @@ def _corner_hint(ax: Axes, text: str) -> None:
             va="bottom")  # fmt: skip
 
 
-def tradeoff_plot(runs: list[RunData], style: Style) -> Plot | None:
-    """MOSSBench Fig. 4: benign refusal (x) vs contrast refusal (y), one panel per type."""
-    pairs = pair_runs(runs, "mossbench", "mossbench-contrast")
+def tradeoff_plot(contrast: ContrastSet, runs: list[RunData], style: Style) -> Plot | None:
+    """MOSSBench Fig. 4 for any contrast set: base refusal (x) vs contrast refusal (y) by type."""
+    pairs = contrast.pairs
     if not pairs:
         return None
+    base, harmful = contrast.base, contrast.contrast
     prompts_vary = len({p.x_run.prompt for p in pairs}) > 1
-    rows = published_rows(runs)
+    rows = published_rows(runs, base, [harmful])
     fig = Figure(figsize=(14, 4.2))
     axes = fig.subplots(1, 4, sharey=True)
     for ax, key in zip(axes, TYPE_KEYS, strict=True):
-        _percent_axes(ax, xlabel="benign refusal % (oversensitivity)", ylabel=None)
+        _percent_axes(ax, xlabel=mpl_text(f"{base} refusal % (oversensitivity)"), ylabel=None)
         ax.set_title(TYPE_TITLES[key], loc="left")
         _published_rug(ax, rows, key, style)
         _corner_hint(ax, "better: top left")
@@ -222,38 +246,55 @@ def tradeoff_plot(runs: list[RunData], style: Style) -> Plot | None:
             x, y = by_type(p.x_run)[key], by_type(p.y_run)[key]
             if x is not None and y is not None:
                 _scatter(ax, style, p.y_run, x, y, _point_note(p.y_run, prompts_vary))
-    axes[0].set_ylabel("contrast refusal % (safety)")
+    axes[0].set_ylabel(mpl_text(f"{harmful} refusal % (safety)"))
     handles = style.legend([p.x_run for p in pairs])
-    handles.append(
-        Line2D([], [], ls="", marker="|", ms=9, color="#999", label="published benign rate")
-    )
+    if rows:
+        handles.append(
+            Line2D([], [], ls="", marker="|", ms=9, color="#999", label="published benign rate")
+        )
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False,
                bbox_to_anchor=(0.5, -0.03))  # fmt: skip
     caption = (
-        f"{len(pairs)} configurations measured on both the benign set and the harmful contrast "
-        "set (same model, pipeline and system prompt). Ticks on the x axis are the published "
-        "benign refusal rates (Li et al. 2024, GPT-4-turbo judge), coloured and named for the "
-        "models run here, grey for the rest; the paper publishes no contrast refusal rate per "
-        "model in its table, so they have no y value."
+        f"{len(pairs)} configurations measured on both the benign set ({base}) and its harmful "
+        f"contrast set ({harmful}), with the same model, pipeline and system prompt."
     )
-    return Plot("tradeoff", "Oversensitivity vs safety (MOSSBench)", caption, encode(fig))
+    base_spec, harmful_spec = spec_of(base), spec_of(harmful)
+    if rows and base_spec and base_spec.published:
+        source = published_source(base_spec.published)
+        caption += (
+            f" Ticks on the x axis are the published benign refusal rates ({source.credit}), "
+            "coloured and named for the models run here, grey for the rest"
+        )
+        no_y = harmful_spec is None or harmful_spec.published is None
+        caption += (
+            "; the contrast set has no published rates, so they have no y value." if no_y else "."
+        )
+    title = f"Oversensitivity vs safety ({benchmark_title(base)})"
+    return Plot("tradeoff", title, caption, encode(fig), subject=harmful)
 
 
-def mss_vs_benign_plot(runs: list[RunData], style: Style) -> Plot | None:
-    """Benign refusal (x) against MSSBench unsafe accuracy (y), where both were measured."""
-    panels = [
-        (bench, pair_runs(runs, "mossbench", bench))
-        for bench in ("mssbench-chat", "mssbench-embodied")
-    ]
-    panels = [(b, p) for b, p in panels if p]
+def situational_vs_benign_plot(runs: list[RunData], style: Style) -> Plot | None:
+    """Benign refusal (x) against situational unsafe accuracy (y), where both were measured.
+
+    Benign sets are the refusal benchmarks that are not a contrast set: refusing them is the
+    oversensitivity that a situational benchmark's unsafe accuracy is traded against.
+    """
+    benign = [b for b in benchmarks_of(runs, "refusal") if not is_contrast(b)]
+    situational = benchmarks_of(runs, "situational")
+    panels = [(x, y, pair_runs(runs, x, y)) for x in benign for y in situational]
+    panels = [(x, y, p) for x, y, p in panels if p]
     if not panels:
         return None
     fig = Figure(figsize=(3.8 * len(panels) + 0.6, 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     used: list[RunData] = []
-    for ax, (bench, pairs) in zip(axes, panels, strict=True):
-        _percent_axes(ax, xlabel="MOSSBench benign refusal %", ylabel=f"{bench} unsafe accuracy %")
-        ax.set_title(bench, loc="left")
+    for ax, (x_bench, bench, pairs) in zip(axes, panels, strict=True):
+        _percent_axes(
+            ax,
+            xlabel=mpl_text(f"{x_bench} benign refusal %"),
+            ylabel=mpl_text(f"{bench} unsafe accuracy %"),
+        )
+        ax.set_title(mpl_text(bench if len(benign) == 1 else f"{bench} vs {x_bench}"), loc="left")
         _corner_hint(ax, "better: top left")
         prompts_vary = len({p.y_run.prompt for p in pairs}) > 1
         for p in pairs:
@@ -264,58 +305,66 @@ def mss_vs_benign_plot(runs: list[RunData], style: Style) -> Plot | None:
                 used.append(p.y_run)
     fig.legend(handles=style.legend(used), loc="upper left", bbox_to_anchor=(0.98, 0.9),
                frameon=False)  # fmt: skip
+    x_titles = " / ".join(dict.fromkeys(benchmark_title(x) for x, _, _ in panels))
+    y_titles = " / ".join(dict.fromkeys(benchmark_title(y) for _, y, _ in panels))
     caption = (
-        "Over-refusal on benign MOSSBench items against recognising unsafe situations "
-        "(MSSBench unsafe accuracy) for configurations measured on both."
+        f"Over-refusal on benign {x_titles} items against recognising unsafe situations "
+        f"({y_titles} unsafe accuracy) for configurations measured on both."
     )
-    return Plot("mssbench", "Oversensitivity vs situational safety", caption, encode(fig))
+    return Plot("situational", "Oversensitivity vs situational safety", caption, encode(fig))
 
 
-def mss_safe_unsafe_plot(runs: list[RunData], style: Style) -> Plot | None:
-    """MSSBench safe accuracy (x) vs unsafe accuracy (y), with the paper's IF points."""
-    benches = sorted({r.benchmark for r in runs if r.is_mssbench and r.metrics})
+def safe_unsafe_plot(runs: list[RunData], style: Style) -> Plot | None:
+    """Situational safe accuracy (x) vs unsafe accuracy (y), with the published points."""
+    benches = benchmarks_of(runs, "situational")
     if not benches:
         return None
     fig = Figure(figsize=(3.8 * len(benches) + 0.6, 3.8))
     axes = fig.subplots(1, len(benches), squeeze=False)[0]
     used: list[RunData] = []
-    names = list(dict.fromkeys(n for b in benches for n in MSSBENCH_PUBLISHED_IF.get(b, {})))
+    reference = {bench: published_accuracy(bench) for bench in benches}
+    names = list(dict.fromkeys(n for b in benches for n in reference[b][1]))
     for ax, bench in zip(axes, benches, strict=True):
         _percent_axes(ax, xlabel="safe accuracy %", ylabel="unsafe accuracy %")
-        ax.set_title(bench, loc="left")
+        ax.set_title(mpl_text(bench), loc="left")
         ax.plot([0, 100], [100, 0], ls="--", lw=0.8, color="#aaa")
         ax.text(52, 50, "average 50 (random)", fontsize=6.5, color="#999", rotation=-45)
         _corner_hint(ax, "better: top right")
-        for name, (x, y) in MSSBENCH_PUBLISHED_IF.get(bench, {}).items():
+        for name, (x, y) in reference[bench][1].items():
             marker = PUBLISHED_MARKERS[names.index(name) % len(PUBLISHED_MARKERS)]
             ax.scatter([x], [y], marker=marker, s=36, color="#777", linewidth=1.0, zorder=2)
-        mine = [r for r in runs if r.benchmark == bench and r.metrics]
+        mine = scored(runs, bench)
         prompts_vary = len({r.prompt for r in mine}) > 1
         for run in mine:
             x, y = run.metrics.get("safe_accuracy"), run.metrics.get("unsafe_accuracy")
             if x is not None and y is not None:
                 _scatter(ax, style, run, x, y, _point_note(run, prompts_vary, True))
                 used.append(run)
+    with_points = [b for b in benches if reference[b][1]]
+    tables = dict.fromkeys(s.published for b in with_points if (s := spec_of(b)) and s.published)
+    sources = [published_source(name) for name in tables if name]
+    setting = "/".join(dict.fromkeys(str(reference[b][0]).upper() for b in with_points))
+    judged = "; ".join(s.credit for s in sources)
     handles = style.legend(used)
     handles += [
         Line2D(
             [],
             [],
             ls="",
-            marker=MARKERS[i % len(MARKERS)],
-            mfc="none",
-            color="#888",
-            label=f"published IF (paper's GPT-4 judge): {name}",
+            marker=PUBLISHED_MARKERS[i % len(PUBLISHED_MARKERS)],
+            color="#777",
+            label=mpl_text(f"published {setting} ({judged}): {name}"),
         )  # fmt: skip
         for i, name in enumerate(names)
     ]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.98, 0.9), frameon=False)
-    caption = (
-        "MSSBench: answering in safe situations (x) against flagging unsafe ones (y). Grey line "
-        "markers: published instruction-following results (Zhou et al. 2024). The dashed line is "
-        "an average accuracy of 50, the random baseline."
-    )
-    return Plot("mssbench", "Situational safety (MSSBench)", caption, encode(fig))
+    titles = " / ".join(dict.fromkeys(benchmark_title(b) for b in benches))
+    caption = f"{titles}: answering in safe situations (x) against flagging unsafe ones (y)."
+    if names:
+        cited = "; ".join(s.authors for s in sources)
+        caption += f" Grey line markers: published {setting}-setting results ({cited})."
+    caption += " The dashed line is an average accuracy of 50, the random baseline."
+    return Plot("situational", f"Situational safety ({titles})", caption, encode(fig))
 
 
 def _grouped_bars(
@@ -340,49 +389,54 @@ def _series_color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def mossbench_bars(runs: list[RunData]) -> Plot | None:
-    """Refusal rate per stimulus type, benign and contrast, with matched published rows."""
-    benches = [b for b in ("mossbench", "mossbench-contrast") if any(_scored(runs, b))]
+def refusal_bars(runs: list[RunData]) -> Plot | None:
+    """Refusal rate per stimulus type, one panel per refusal benchmark, with published rows."""
+    benches = benchmarks_of(runs, "refusal")
     if not benches:
         return None
     fig = Figure(figsize=(5.6 * len(benches), 3.4))
     axes = fig.subplots(1, len(benches), squeeze=False)[0]
+    tables: dict[str, None] = {}
     for ax, bench in zip(axes, benches, strict=True):
         series: list[tuple[str, list[float | None], dict[str, Any]]] = []
         published_done: set[str] = set()
-        for i, run in enumerate(_scored(runs, bench)):
+        spec = spec_of(bench)
+        for i, run in enumerate(scored(runs, bench)):
             rates = by_type(run)
             color = _series_color(i)
             series.append((run.config_label, [rates[k] for k in TYPE_KEYS], {"color": color}))
-            row = mossbench_row(run.model) if bench == "mossbench" else None
-            if row and row["model"] not in published_done:
+            row = published_row(bench, run.model)
+            if spec and spec.published and row and row["model"] not in published_done:
                 # beside the model's first run, hatched in its colour: measured next to published
                 published_done.add(row["model"])
+                tables.setdefault(spec.published, None)
                 kw = {"facecolor": "white", "edgecolor": color, "hatch": "////", "linewidth": 0.6}
                 values = [row["gpt_eval"].get(k) for k in TYPE_KEYS]
                 series.append((f"published: {row['model']} (GPT eval)", values, kw))
         _grouped_bars(ax, [GROUP_LABELS[k] for k in TYPE_KEYS], series)
-        ax.set_title(f"{bench}: refusal % by stimulus type")
+        ax.set_title(mpl_text(f"{bench}: refusal % by stimulus type"))
         ax.set_ylabel("refusal %")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False,
                   fontsize=6.5)  # fmt: skip
     caption = (
-        "Refusal rate per stimulus type. On the benign set lower is better (oversensitivity); "
-        "on the contrast set higher is better. Hatched bars, beside the first run of the same "
-        "model and in its colour: the paper's published rates (GPT-4-turbo judge)."
+        "Refusal rate per stimulus type. On a benign set lower is better (oversensitivity); "
+        "on a contrast set higher is better."
     )
-    return Plot("bars", "MOSSBench refusal by stimulus type", caption, encode(fig))
+    if tables:
+        judged = "; ".join(s.credit for s in map(published_source, tables))
+        caption += (
+            " Hatched bars, beside the first run of the same model and in its colour: the "
+            f"paper's published rates ({judged})."
+        )
+    titles = " / ".join(dict.fromkeys(benchmark_title(b) for b in benches))
+    return Plot("bars", f"{titles} refusal by stimulus type", caption, encode(fig))
 
 
-def _scored(runs: list[RunData], bench: str) -> list[RunData]:
-    return [r for r in runs if r.benchmark == bench and r.metrics]
-
-
-def mssbench_bars(runs: list[RunData]) -> list[Plot]:
-    """Safe and unsafe accuracy per category, one figure per MSSBench task."""
+def situational_bars(runs: list[RunData]) -> list[Plot]:
+    """Safe and unsafe accuracy per category, one figure per situational benchmark."""
     plots = []
-    for bench in sorted({r.benchmark for r in runs if r.is_mssbench}):
-        mine = _scored(runs, bench)
+    for bench in benchmarks_of(runs, "situational"):
+        mine = scored(runs, bench)
         categories = sorted({c for r in mine for c in (r.metrics.get("by_category") or {})})
         if not categories:
             continue
@@ -401,7 +455,7 @@ def mssbench_bars(runs: list[RunData]) -> list[Plot]:
         axes[1].tick_params(axis="x", labelrotation=25)
         for label in axes[1].get_xticklabels():
             label.set_horizontalalignment("right")
-        axes[0].set_title(f"{bench}: accuracy by category")
+        axes[0].set_title(mpl_text(f"{bench}: accuracy by category"))
         caption = "Safe accuracy (answers in safe situations) and unsafe accuracy (flags or "
         caption += "declines in unsafe ones) per category; higher is better for both."
         plots.append(Plot("bars", f"{bench} by category", caption, encode(fig)))
@@ -415,7 +469,7 @@ def _diagnosis_group(run: RunData, entry: dict[str, Any], by_id: dict[str, Any])
     """
     record = by_id.get(entry["sample_id"])
     stype = entry.get("stimulus_type") or (record.stimulus_type if record else None)
-    if run.is_mossbench and str(stype) in GROUP_LABELS:
+    if run.kind == "refusal" and str(stype) in GROUP_LABELS:
         return GROUP_LABELS[str(stype)]
     category = entry.get("category") or (record.category if record else None)
     return str(category or "all")
@@ -438,7 +492,7 @@ def stage_plot(runs: list[RunData]) -> Plot | None:
             if entry["method"] == method:
                 group = _diagnosis_group(run, entry, by_id)
                 counts.setdefault(group, Counter())[entry["stage"]] += 1
-        groups = _group_order(counts, fixed=run.is_mossbench)
+        groups = _group_order(counts, fixed=run.kind == "refusal")
         bottom = [0] * len(groups)
         for stage in stages:
             values = [counts[g].get(stage, 0) for g in groups]
@@ -471,7 +525,7 @@ def stage_color(stage: str) -> str:
 
 
 def _group_order(counts: dict[str, Counter[str]], *, fixed: bool) -> list[str]:
-    """ER, NH, CI always for MOSSBench (panels line up), then other groups alphabetically."""
+    """ER, NH, CI always for a refusal run (panels line up), then other groups alphabetically."""
     types = [g for g in ("ER", "NH", "CI") if fixed or g in counts]
     for group in types:
         counts.setdefault(group, Counter())
@@ -483,11 +537,11 @@ def all_plots(runs: list[RunData]) -> list[Plot]:
     style = Style(runs)
     with rc_context(RC):
         candidates = [
-            tradeoff_plot(runs, style),
-            mss_vs_benign_plot(runs, style),
-            mss_safe_unsafe_plot(runs, style),
-            mossbench_bars(runs),
-            *mssbench_bars(runs),
+            *(tradeoff_plot(c, runs, style) for c in contrast_sets(runs)),
+            situational_vs_benign_plot(runs, style),
+            safe_unsafe_plot(runs, style),
+            refusal_bars(runs),
+            *situational_bars(runs),
             stage_plot(runs),
         ]
     return [p for p in candidates if p is not None]

@@ -1,4 +1,9 @@
-"""Terminal tables printed at the end of a run: what was measured, next to what was published."""
+"""Terminal tables printed at the end of a run: what was measured, next to what was published.
+
+They read the runner's summaries (``summary.json`` dicts). Which table a run lands in is its
+benchmark spec's ``kind``; which published table it is compared with is the spec's
+``published``; so a newly registered benchmark is tabled without an edit here.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,36 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from poise.benchmarks.published import mossbench_row, mssbench_row
+from poise.benchmarks.registry import BenchmarkSpec
+from poise.eval.report.model import (
+    benchmark_title,
+    fmt_number,
+    published_row,
+    published_source,
+    spec_of,
+)
 
 TYPE_LABELS = {"1": "ER", "2": "NH", "3": "CI"}
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+    return fmt_number(value)
+
+
+def _spec(summary: dict[str, Any]) -> BenchmarkSpec | None:
+    return spec_of(str(summary.get("benchmark") or ""))
 
 
 def print_run_tables(console: Console, summaries: list[dict[str, Any]]) -> None:
-    refusal = [s for s in summaries if s["benchmark"].startswith("mossbench")]
-    situational = [s for s in summaries if s["benchmark"].startswith("mssbench")]
+    """One table per kind of benchmark, the published comparisons, then each run's directory."""
+    refusal = [s for s in summaries if (spec := _spec(s)) and spec.kind == "refusal"]
+    situational = [s for s in summaries if (spec := _spec(s)) and spec.kind == "situational"]
     if refusal:
         _refusal_table(console, refusal)
-        _published_table(console, [s for s in refusal if s["benchmark"] == "mossbench"])
+        tables = dict.fromkeys(spec.published for s in refusal if (spec := _spec(s)))
+        for name in filter(None, tables):
+            mine = [s for s in refusal if (spec := _spec(s)) and spec.published == name]
+            _published_table(console, name, mine)
     if situational:
         _situational_table(console, situational)
     for s in summaries:
@@ -68,10 +88,11 @@ def _refusal_table(console: Console, summaries: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _published_table(console: Console, summaries: list[dict[str, Any]]) -> None:
+def _published_table(console: Console, name: str, summaries: list[dict[str, Any]]) -> None:
+    """Measured / published GPT-eval / published human-eval refusal rates for matched models."""
     rows = []
     for s in summaries:
-        published = mossbench_row(s["model"])
+        published = published_row(s["benchmark"], s["model"])
         if not published or s["pipeline"] != "baseline" or s["system_prompt"] != "vanilla":
             continue
         for judge, m in s["metrics"].items():
@@ -82,8 +103,10 @@ def _published_table(console: Console, summaries: list[dict[str, Any]]) -> None:
             rows.append((s["model"], judge, measured, published))
     if not rows:
         return
+    source = published_source(name)
     table = Table(
-        title="Measured vs published (MOSSBench, Li et al. 2024): measured / GPT-eval / human-eval"
+        title=f"Measured vs published ({source.title}, {source.authors}): "
+        "measured / GPT-eval / human-eval"
     )
     for col in ("model", "judge", "all", "ER", "NH", "CI", "largest gap vs GPT-eval"):
         table.add_column(col)
@@ -109,15 +132,22 @@ def _published_table(console: Console, summaries: list[dict[str, Any]]) -> None:
                 largest[scope] = (gap, f"{model}, {TYPE_LABELS.get(key, 'all')}")
     console.print(table)
     console.print(
-        "largest gap to the paper's GPT-4-turbo judge: "
+        f"largest gap to {source.judged_by}: "
         f"{_fmt(largest['overall'][0])} points overall ({largest['overall'][1]}), "
         f"{_fmt(largest['per type'][0])} points per stimulus type ({largest['per type'][1]})",
         highlight=False,
     )
 
 
+def _default_setting(summary: dict[str, Any]) -> str:
+    """The run's setting; None in a summary is the benchmark's default (its first)."""
+    spec = _spec(summary)
+    return summary.get("setting") or (spec.settings[0] if spec and spec.settings else "-")
+
+
 def _situational_table(console: Console, summaries: list[dict[str, Any]]) -> None:
-    table = Table(title="Situational safety accuracy % (MSSBench)")
+    titles = ", ".join(dict.fromkeys(benchmark_title(s["benchmark"]) for s in summaries))
+    table = Table(title=f"Situational safety accuracy % ({titles})")
     for col in (
         "benchmark",
         "setting",
@@ -138,7 +168,7 @@ def _situational_table(console: Console, summaries: list[dict[str, Any]]) -> Non
         for judge, m in s["metrics"].items():
             table.add_row(
                 s["benchmark"],
-                s.get("setting") or "if",
+                _default_setting(s),
                 s["model"],
                 s["pipeline"],
                 s["system_prompt"],
@@ -152,31 +182,39 @@ def _situational_table(console: Console, summaries: list[dict[str, Any]]) -> Non
                 str(s["usage"]["calls"]),
             )
     console.print(table)
-    for model, _, text in _published_mssbench(summaries):
-        console.print(f"published (Zhou et al. 2024) for {model}: {text}", highlight=False)
+    for model, authors, text in _published_situational(summaries):
+        console.print(f"published ({authors}) for {model}: {text}", highlight=False)
 
 
-def _published_mssbench(summaries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """Lines naming the paper's figures for the runs whose model is in its tables."""
+def _published_situational(summaries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(model, the paper's authors, line) naming the paper's figures for each matched run.
+
+    A published situational table gives per model an ``average`` per benchmark and pipeline,
+    and safe / unsafe / average per setting and benchmark for the base model (``baseline``).
+    """
     lines = []
     for s in summaries:
-        row = mssbench_row(s["model"])
-        if row is None:
+        spec = _spec(s)
+        row = published_row(s["benchmark"], s["model"])
+        if spec is None or spec.published is None or row is None:
             continue
         bench, pipeline = s["benchmark"], s["pipeline"]
-        average = row["average"].get(bench, {}).get(pipeline)
-        setting = s.get("setting") or "if"
+        average = (row.get("average") or {}).get(bench, {}).get(pipeline)
+        in_setting = row.get(_default_setting(s))
         detail = (
-            row.get("if", {}).get(bench) if pipeline == "baseline" and setting == "if" else None
+            in_setting.get(bench)
+            if pipeline == "baseline" and isinstance(in_setting, dict)
+            else None
         )
         if average is None and detail is None:
             continue
+        source = published_source(spec.published)
         text = f"{bench} {pipeline}: paper's {row['model']}"
         if detail:
             text += f" safe {_fmt(detail['safe'])} / unsafe {_fmt(detail['unsafe'])} / average {_fmt(detail['average'])}"
         elif average is not None:
             text += f" average {_fmt(average)}"
         judges = ", ".join(s["metrics"]) or "no judge"
-        text += f" (judge: the paper's GPT-4 rubric judge; measured above by {judges})"
-        lines.append((s["model"], bench, text))
+        text += f" (judge: {source.judged_by}; measured above by {judges})"
+        lines.append((s["model"], source.authors, text))
     return lines

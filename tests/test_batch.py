@@ -294,6 +294,37 @@ def test_sigkill_while_a_batch_is_pending_then_rerun_collects_it(
         assert again.new_records == 0 and len(server.created) == len(STAGES)
 
 
+def test_a_batch_outlasting_the_timeout_is_waited_for_under_batch_call_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--timeout bounds one HTTP request; a batched call waits for its batch (the line the
+    call path adds: ``limits=batch_call_limits()`` for a batched handle)."""
+    from langchain_core.messages import HumanMessage
+
+    from poise.agents.models.handle import load_model
+    from poise.agents.retry import call_with_retries, configure_calls, reset_calls
+
+    _env(monkeypatch)
+    configure_calls(timeout_s=0.05, max_retries=0)
+    try:
+        with FakeBatchAPI(polls=6) as server:
+            handle = load_model(MODELS["openai"], base_url=server.openai_base_url)
+            batched = enable_batching(handle, tmp_path, None, settle_s=0.05, poll_s=0.05)
+            assert batching.is_batched(batched.chat)
+
+            async def call() -> Any:
+                return await call_with_retries(
+                    lambda: batched.chat.ainvoke([HumanMessage(content="hi")]),
+                    provider="openai",
+                    limits=batching.batch_call_limits(),
+                )
+
+            reply = asyncio.run(call())
+            assert reply.content.startswith("Fake answer") and len(server.created) == 1
+    finally:
+        reset_calls()
+
+
 def test_other_providers_are_left_as_they_are(tmp_path: Path) -> None:
     from poise.agents.models.handle import load_model
 

@@ -56,7 +56,7 @@ from langchain_core.outputs import ChatResult
 
 from poise.agents.models.handle import ModelHandle
 from poise.agents.models.replay import SAMPLE_ID_KEY
-from poise.agents.retry import call_limits, delay_before_retry, is_transient
+from poise.agents.retry import CallLimits, call_limits, delay_before_retry, is_transient
 from poise.errors import PoiseError
 
 STATE_FILE = "batches.json"
@@ -745,6 +745,17 @@ def is_batched(chat: Any) -> bool:
     """True for a chat model made by :func:`enable_batching`: its calls wait for a batch, so
     the per-attempt ``--timeout`` must not cut them off."""
     return type(chat).__module__ == __name__
+
+
+# A batched call waits for its batch, which the vendors finish within 24 h (then "expired").
+BATCH_WAIT_S = 25 * 3600.0
+
+
+def batch_call_limits() -> CallLimits:
+    """The retry layer's limits for a batched call: ``--timeout`` bounds one HTTP request,
+    not a batch's hours, so the wait is bounded by the batch window instead. The batch
+    requests themselves (upload, create, poll, download) keep their own time limit and retries."""
+    return CallLimits(timeout_s=BATCH_WAIT_S, max_retries=call_limits().max_retries)
 
 
 def submitted_batches() -> int:

@@ -605,6 +605,7 @@ def _load_error(name: str, exc: BaseException) -> PoiseError:
     "hf",
     "local transformers vision-language model (one GPU, no server)",
     example="hf/Qwen/Qwen2-VL-2B-Instruct",
+    defaults={"temperature": 0.0, "max_tokens": DEFAULT_MAX_NEW_TOKENS},
 )
 def make_hf(model: str, *, base_url: str | None = None, **params: Any) -> BaseChatModel:
     """Load ``model`` (a hub repo id or a local directory) in this process."""

@@ -479,7 +479,13 @@ async def _rerun(
 ) -> dict[str, Record]:
     """Rerun ``ids`` as an ordinary (resumable) run under ``out_root``; records by sample id."""
     rerun_spec = spec.model_copy(
-        update={"oracle": oracle, "judges": [judge], "selection": Selection(ids=sorted(ids))},
+        # One draw per sample: the rerun's records are keyed by sample id.
+        update={
+            "oracle": oracle,
+            "judges": [judge],
+            "selection": Selection(ids=sorted(ids)),
+            "epochs": 1,
+        },
         deep=True,
     )
     runner = Runner(

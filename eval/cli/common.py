@@ -7,7 +7,7 @@ Every user-fixable problem surfaces as one line on stderr and exit status 2 (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -167,3 +167,53 @@ def readable_run_directories(path: Path) -> list[Path]:
     for directory in directories:
         read_run_spec(directory)
     return directories
+
+
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="make no model call: print samples, calls, estimated tokens and cost per run and "
+        "in total; save estimate.json in each run directory",
+    ),
+]
+PricesOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="price table (TOML, the format of poise/eval/run/data/prices.toml) instead of "
+        "the shipped one"
+    ),
+]
+
+
+def print_estimates(console: Any, estimates: list[Any], prices: Any) -> None:
+    """The dry run's table: per cell and in total, with how the figures were obtained."""
+    from rich.table import Table
+
+    from poise.eval.run.cost import ESTIMATE_HEADERS, estimate_rows
+
+    dates = ", ".join(f"{k} {v}" for k, v in prices.dates().items())
+    table = Table(title=f"dry run: no model was called; prices {prices.source} ({dates})")
+    for header in ESTIMATE_HEADERS:
+        table.add_column(header, justify="left" if header == "cell" else "right")
+    for row in estimate_rows(estimates):
+        table.add_row(*row)
+    console.print(table)
+    for estimate in estimates:
+        for note in estimate.notes:
+            console.print(f"{estimate.label}: {note}", highlight=False)
+    console.print(
+        "estimate: characters per token and the providers' image rules (about +-30% on input); "
+        "output 0.4 of max_tokens per answer (up to 2x off); 'at most' = every call at max_tokens",
+        highlight=False,
+    )
+
+
+def pending_samples(runner: Any) -> list[Any]:
+    """The selected samples a run would still ask (what a resumed run pays for)."""
+    from poise.eval.run.records import RECORDS_FILE, read_records
+
+    _, samples = runner.prepare()
+    path = runner.directory / RECORDS_FILE
+    done = {r.sample_id for r in read_records(path) if r.error is None} if path.is_file() else set()
+    return [s for s in samples if s.id not in done]

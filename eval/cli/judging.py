@@ -12,6 +12,8 @@ from poise.errors import PoiseError
 from poise.eval.cli.app import app, console, err_console
 from poise.eval.cli.common import (
     MaxRetriesOption,
+    MaxRpmOption,
+    MaxTpmOption,
     TimeoutOption,
     WaitOption,
     apply_call_limits,
@@ -38,6 +40,8 @@ def judge(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
+    max_rpm: MaxRpmOption = None,
+    max_tpm: MaxTpmOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Add a judge's verdicts to past runs (other judges' verdicts are kept) and re-summarise."""
@@ -50,7 +54,7 @@ def judge(
     from poise.eval.run.runner import judge_with_params, read_run_spec, summarize
 
     check_selection(None, None, concurrency, "judge calls")
-    apply_call_limits(timeout, max_retries)
+    apply_call_limits(timeout, max_retries, max_rpm=max_rpm, max_tpm=max_tpm)
     directories = readable_run_directories(run_dir)
     params = parse_model_params(judge_model_param, "--judge-model-param")
     options = {"model": judge_model, "base_url": base_url} if judge_model else {}

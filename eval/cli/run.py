@@ -11,7 +11,11 @@ import typer
 from poise.errors import PoiseError
 from poise.eval.cli.app import app, console, err_console
 from poise.eval.cli.common import (
+    DryRunOption,
     MaxRetriesOption,
+    MaxRpmOption,
+    MaxTpmOption,
+    PricesOption,
     TimeoutOption,
     WaitOption,
     apply_call_limits,
@@ -20,6 +24,8 @@ from poise.eval.cli.common import (
     interrupted,
     offline_models,
     parse_pairs,
+    pending_samples,
+    print_estimates,
     split_csv,
 )
 
@@ -167,7 +173,11 @@ def run(
     epochs: EpochsOption = 1,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
+    max_rpm: MaxRpmOption = None,
+    max_tpm: MaxTpmOption = None,
     wait: WaitOption = False,
+    dry_run: DryRunOption = False,
+    prices: PricesOption = None,
 ) -> None:
     """Run MODEL(s) through a PIPELINE on a BENCHMARK, judge, record and summarise.
 
@@ -176,10 +186,13 @@ def run(
     """
     from poise.benchmarks.filters import parse_stimulus_types
     from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.cost import load_prices
     from poise.eval.run.runner import Runner, RunSpec, Selection
 
+    price_table = load_prices(prices)
+    estimates = []
     check_selection(limit, sample, concurrency)
-    apply_call_limits(timeout, max_retries)
+    apply_call_limits(timeout, max_retries, max_rpm=max_rpm, max_tpm=max_tpm)
     sampling = sampling_options(model_param, stage_model_param, judge_model_param, epochs)
     models = split_csv(model) or offline_models([benchmark], "--model")
     selection = Selection(
@@ -225,7 +238,11 @@ def run(
             prompt_dirs=tuple(prompt_dir or ()),
             loaded_callback=announce,
             wait=wait,
+            prices=price_table,
         )
+        if dry_run:
+            estimates.append(_estimate(runner, price_table, prompt_dir))
+            continue
         try:
             result = asyncio.run(runner.run())
         except KeyboardInterrupt:
@@ -239,8 +256,28 @@ def run(
                 highlight=False,
             )
         results.append(result)
+    if dry_run:
+        print_estimates(console, estimates, price_table)
+        return
     print_run_tables(console, [r.summary for r in results])
     print_epoch_lines([r.summary for r in results])
+
+
+def _estimate(runner, price_table, prompt_dir):
+    """A dry run of one run: checked like a real one, estimated offline, saved beside it."""
+    from poise.eval.run.cost import estimate_run, save_estimate
+    from poise.eval.run.runner import check_spec
+    from poise.graphs.registry import get_pipeline
+
+    check_spec(runner.spec, get_pipeline(runner.spec.pipeline), tuple(prompt_dir or ()))
+    estimate = estimate_run(
+        runner.spec,
+        pending_samples(runner),
+        prices=price_table,
+        prompt_dirs=tuple(prompt_dir or ()),
+    )
+    save_estimate(runner.directory, estimate)
+    return estimate
 
 
 @app.command()
@@ -289,16 +326,23 @@ def sweep(
     epochs: EpochsOption = 1,
     timeout: TimeoutOption = None,
     max_retries: MaxRetriesOption = None,
+    max_rpm: MaxRpmOption = None,
+    max_tpm: MaxTpmOption = None,
     wait: WaitOption = False,
+    dry_run: DryRunOption = False,
+    prices: PricesOption = None,
 ) -> None:
     """Run a grid of benchmarks x models x pipelines x system prompts, reusing shared stages."""
     from poise.benchmarks.filters import parse_stimulus_types
     from poise.eval.report.tables import print_run_tables
+    from poise.eval.run.cost import load_prices
     from poise.eval.run.runner import RunSpec, Selection
     from poise.eval.run.sweep import plan, run_sweep
 
+    price_table = load_prices(prices)
+
     check_selection(limit, sample, concurrency, "requests")
-    apply_call_limits(timeout, max_retries)
+    apply_call_limits(timeout, max_retries, max_rpm=max_rpm, max_tpm=max_tpm)
     sampling = sampling_options(model_param, stage_model_param, judge_model_param, epochs)
     data_by_benchmark: dict[str, str] = {}
     for value in data or []:
@@ -334,6 +378,9 @@ def sweep(
     )
     for spec in specs:
         spec.data = data_by_benchmark.get(spec.benchmark, data_by_benchmark.get("*"))
+    if dry_run:
+        _estimate_sweep(specs, out, price_table, prompt_dir)
+        return
     try:
         result = asyncio.run(
             run_sweep(
@@ -343,6 +390,7 @@ def sweep(
                 progress=progress,
                 prompt_dirs=tuple(prompt_dir or ()),
                 wait=wait,
+                prices=price_table,
             )
         )
     except KeyboardInterrupt:
@@ -354,3 +402,38 @@ def sweep(
         f"saved by reusing shared stages {result.calls_saved}; {out}/sweep.json",
         highlight=False,
     )
+    recorded = result.cost.get("recorded") or {}
+    if recorded:
+        line = (
+            f"cost: {recorded['input_tokens']:,} input + {recorded['output_tokens']:,} output "
+            f"tokens = {recorded['cost']['text']}"
+        )
+        if result.cost.get("estimate"):
+            line += f" (estimated {result.cost['estimate']['cost']['text']})"
+        console.print(line, highlight=False)
+    significant = [c for c in result.comparisons.get("comparisons", []) if c.get("significant")]
+    if result.comparisons.get("comparisons"):
+        console.print(
+            f"paired comparisons: {len(significant)} of {len(result.comparisons['comparisons'])} "
+            f"significant ({result.comparisons.get('correction')}); see {out}/sweep.json",
+            highlight=False,
+        )
+        for comparison in significant[:10]:
+            console.print(f"  {comparison['verdict']}", highlight=False)
+
+
+def _estimate_sweep(specs, out, price_table, prompt_dir) -> None:
+    """A dry run of a sweep: every cell checked, estimated with stage reuse, saved, printed."""
+    from poise.eval.run.cost import estimate_sweep, save_estimate
+    from poise.eval.run.runner import Runner, check_spec
+    from poise.graphs.registry import get_pipeline
+
+    dirs = tuple(prompt_dir or ())
+    cells = []
+    for spec in specs:
+        check_spec(spec, get_pipeline(spec.pipeline), dirs)
+        cells.append((spec, pending_samples(Runner(spec, out, progress=False))))
+    estimates = estimate_sweep(cells, prices=price_table, prompt_dirs=dirs)
+    for (spec, _), estimate in zip(cells, estimates, strict=True):
+        save_estimate(out / spec.directory_name(), estimate)
+    print_estimates(console, estimates, price_table)

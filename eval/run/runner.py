@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from poise.agents.calls import response_blocked
 from poise.agents.framing import frame_query, normalise_setting
 from poise.agents.models.handle import ModelHandle, load_model
 from poise.agents.models.registry import (
@@ -57,6 +58,7 @@ from poise.errors import PoiseError, known_names
 from poise.eval.analysis import metrics
 from poise.eval.judges.base import Judge, Verdict, get_judge
 from poise.eval.judges.versions import announce_replacement, needs_verdict
+from poise.eval.run.cost import PriceTable, cost_summary
 from poise.eval.run.lock import RunLock
 from poise.eval.run.progress import Progress
 from poise.eval.run.provenance import provenance
@@ -72,7 +74,7 @@ from poise.eval.run.records import (
 )
 from poise.graphs.cache import Scope, StageCache
 from poise.graphs.registry import PipelineSpec, get_pipeline
-from poise.graphs.state import PipelineContext, PipelineState, oracle_prefill
+from poise.graphs.state import PipelineContext, PipelineState, oracle_prefill, oracle_problem
 from poise.secrets import redact
 
 ABORT_AFTER_FIRST_FAILURES = 5
@@ -308,17 +310,9 @@ def make_directory(path: Path, option: str = "--out") -> None:
         ) from None
 
 
-def build_context(
-    spec: RunSpec,
-    pipeline: PipelineSpec,
-    prompt_dirs: tuple[Path, ...] = (),
-    stage_cache: StageCache | None = None,
-) -> PipelineContext:
-    """Models for every stage, the system prompt and the oracle set, checked up front.
-
-    A stage with its own model or its own sampling parameters gets its own handle; handles
-    of one model with the same parameters are shared.
-    """
+def check_spec(spec: RunSpec, pipeline: PipelineSpec, prompt_dirs: tuple[Path, ...] = ()) -> None:
+    """Everything about a run that can be refused before a model is built (no keys needed):
+    stages, prompts, setting, oracles, replays, epochs. A dry run checks the same."""
     for option, named in (
         ("--stage-model", spec.stage_models),
         ("--stage-model-param", spec.stage_model_params),
@@ -355,9 +349,10 @@ def build_context(
             f"--oracle {', '.join(sorted(bad_oracle))} is not available for pipeline {pipeline.name}; "
             f"it supports: {known_names(pipeline.oracle_stages)}"
         )
-    system_prompt = (
-        get_prompt(spec.system_prompt, "system", prompt_dirs) if spec.system_prompt else None
-    )
+    if problem := oracle_problem(spec.benchmark, frozenset(spec.oracle)):
+        raise PoiseError(problem)
+    if spec.system_prompt:
+        get_prompt(spec.system_prompt, "system", prompt_dirs)  # an unknown prompt fails here
     replayed = [m for m in (spec.model, *spec.stage_models.values()) if m.startswith("replay/")]
     if replayed and (
         pipeline.name != "baseline" or spec.system_prompt or spec.oracle or spec.setting
@@ -366,6 +361,23 @@ def build_context(
             f"{replayed[0]} replays recorded final answers, so it cannot show the effect of a "
             "pipeline, system prompt, oracle or setting: use --pipeline baseline alone with it"
         )
+
+
+def build_context(
+    spec: RunSpec,
+    pipeline: PipelineSpec,
+    prompt_dirs: tuple[Path, ...] = (),
+    stage_cache: StageCache | None = None,
+) -> PipelineContext:
+    """Models for every stage, the system prompt and the oracle set, checked up front.
+
+    A stage with its own model or its own sampling parameters gets its own handle; handles
+    of one model with the same parameters are shared.
+    """
+    check_spec(spec, pipeline, prompt_dirs)
+    system_prompt = (
+        get_prompt(spec.system_prompt, "system", prompt_dirs) if spec.system_prompt else None
+    )
     cache: dict[str, ModelHandle] = {}
 
     def handle(name: str, params: dict[str, ParamValue]) -> ModelHandle:
@@ -517,8 +529,10 @@ class Runner:
         stage_cache: StageCache | None = None,
         loaded_callback: Any = None,
         wait: bool = False,
+        prices: PriceTable | None = None,
     ) -> None:
         self.spec = spec
+        self.prices = prices  # the price table the summary's cost uses (None: the shipped one)
         self.directory = out_root / spec.directory_name()
         self.concurrency = max(1, concurrency)
         self.show_progress = progress
@@ -617,7 +631,9 @@ class Runner:
             new, errors = await self._run_samples(todo, pipeline, context, judges, records_path)
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C: what finished is on disk; summarise it so the directory is complete.
-            summary = summarize(self.directory, loaded=loaded, selected=len(samples))
+            summary = summarize(
+                self.directory, loaded=loaded, selected=len(samples), prices=self.prices
+            )
             what = "samples" if epochs == 1 else f"draws ({len(samples)} samples x {epochs} epochs)"
             self.interrupted = (
                 f"{self.directory}: {summary['records']} of {len(samples) * epochs} {what} recorded"
@@ -625,7 +641,11 @@ class Runner:
             raise
         wall = time.perf_counter() - started
         summary = summarize(
-            self.directory, loaded=loaded, selected=len(samples), wall_time_s=wall if new else None
+            self.directory,
+            prices=self.prices,
+            loaded=loaded,
+            selected=len(samples),
+            wall_time_s=wall if new else None,
         )
         return RunResult(
             self.directory,
@@ -655,7 +675,9 @@ class Runner:
                 if needs_verdict(record, judge):
                     async with semaphore:
                         verdicts[judge.name] = await judge.judge(
-                            record.to_sample(), record.response
+                            record.to_sample(),
+                            record.response,
+                            blocked=response_blocked(record.calls),
                         )
             kept[record.key] = record.model_copy(update={"verdicts": verdicts})
 
@@ -760,7 +782,9 @@ class Runner:
         verdicts: dict[str, Verdict] = {}
         for judge in judges:
             try:
-                verdicts[judge.name] = await judge.judge(sample, response)
+                verdicts[judge.name] = await judge.judge(
+                    sample, response, blocked=response_blocked(final.get("calls", []))
+                )
             except Exception as exc:
                 return Record(
                     **base,
@@ -800,8 +824,13 @@ def summarize(
     loaded: LoadedBenchmark | None = None,
     selected: int | None = None,
     wall_time_s: float | None = None,
+    prices: PriceTable | None = None,
 ) -> dict[str, Any]:
-    """Recompute ``summary.json`` from the run's records (the single source of truth)."""
+    """Recompute ``summary.json`` from the run's records (the single source of truth).
+
+    ``cost`` prices the tokens the providers reported at ``prices`` (the shipped, dated table
+    when None), beside the dry-run estimate when ``estimate.json`` is in the directory.
+    """
     spec = read_run_spec(directory)
     records = read_records(directory / RECORDS_FILE)
     previous: dict[str, Any] = {}
@@ -833,6 +862,7 @@ def summarize(
         "data_source": loaded.source if loaded else previous.get("data_source"),
         "missing_images": loaded.missing_images if loaded else previous.get("missing_images", []),
         "metrics": {name: scorer(records, name) for name in judge_names},
+        "cost": cost_summary(directory, records, prices, run_id=spec.run_id),
     }
     if spec.model_params or spec.stage_model_params:
         summary["model_params"] = spec.model_params

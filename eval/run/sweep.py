@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from poise.eval.run.cost import PriceTable, cost_total
 from poise.eval.run.progress import Progress
 from poise.eval.run.records import write_json
 from poise.eval.run.runner import Runner, RunSpec, make_directory
@@ -49,6 +50,8 @@ class SweepResult:
     calls_made: int
     calls_saved: int
     wall_time_s: float
+    cost: dict[str, Any] = field(default_factory=dict)
+    comparisons: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_sweep(
@@ -59,8 +62,13 @@ async def run_sweep(
     progress: bool = True,
     prompt_dirs: tuple[Path, ...] = (),
     wait: bool = False,
+    prices: PriceTable | None = None,
 ) -> SweepResult:
-    """Run every cell concurrently; each cell holds its own run directory's lock."""
+    """Run every cell concurrently; each cell holds its own run directory's lock.
+
+    ``sweep.json`` adds the cells' total cost and the paired comparisons of cells that share
+    samples (exact McNemar, Holm-corrected across the sweep).
+    """
     make_directory(out)
     semaphore = asyncio.Semaphore(max(1, concurrency))
     cache = StageCache()
@@ -78,6 +86,7 @@ async def run_sweep(
                 plan_callback=display.grow,
                 stage_cache=cache,
                 wait=wait,
+                prices=prices,
             )
             for spec in specs
         ]
@@ -86,6 +95,8 @@ async def run_sweep(
     made = sum(s["usage"]["calls"] for s in summaries)
     saved = sum(s["usage"]["reused_calls"] for s in summaries)
     wall = time.perf_counter() - started
+    cost = cost_total(summaries)
+    comparisons = _comparisons(summaries)
     write_json(
         out / SWEEP_FILE,
         {
@@ -102,6 +113,25 @@ async def run_sweep(
             "calls_made": made,
             "calls_saved": saved,
             "wall_time_s": round(wall, 2),
+            "cost": cost,
+            "comparisons": comparisons,
         },
     )
-    return SweepResult(out, summaries, made, saved, wall)
+    return SweepResult(out, summaries, made, saved, wall, cost, comparisons)
+
+
+def _comparisons(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired tests between the cells of one benchmark that share samples (Holm across all)."""
+    from poise.eval.analysis.compare import compare_cells
+    from poise.eval.run.records import RECORDS_FILE, read_records
+
+    cells = {
+        Path(s["directory"]).name: read_records(Path(s["directory"]) / RECORDS_FILE)
+        for s in summaries
+    }
+    if len(cells) < 2:
+        return {}
+    try:
+        return compare_cells(cells, judge=None, pairs=None)
+    except Exception as exc:  # a comparison is a summary extra: never lose the sweep over it
+        return {"error": f"{exc.__class__.__name__}: {exc}"}

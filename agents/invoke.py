@@ -106,9 +106,15 @@ async def _send(
     budget, outside the attempt's time limit; the provider's reported usage then corrects
     the token estimate (:mod:`poise.agents.ratelimit`).
     """
+    limits = None
+    if type(model.chat).__module__ == "poise.agents.models.batching":
+        # A batched call waits hours for its batch: --timeout bounds one HTTP request.
+        from poise.agents.models.batching import batch_call_limits
+
+        limits = batch_call_limits()
     limiter = limiter_for(model.name)
     if limiter is None:
-        return await call_with_retries(attempt, provider=model.provider)
+        return await call_with_retries(attempt, provider=model.provider, limits=limits)
     texts, images = message_parts(messages)
     max_tokens = getattr(model.chat, "max_tokens", None) or getattr(
         model.chat, "max_output_tokens", None
@@ -120,7 +126,9 @@ async def _send(
     async def wait_for_budget() -> None:
         charged.append(await limiter.acquire(estimate))
 
-    reply = await call_with_retries(attempt, provider=model.provider, before=wait_for_budget)
+    reply = await call_with_retries(
+        attempt, provider=model.provider, before=wait_for_budget, limits=limits
+    )
     raw = reply.get("raw") if isinstance(reply, dict) else reply
     limiter.settle(charged[-1] if charged else estimate, *_usage(raw))
     return reply

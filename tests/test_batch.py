@@ -335,3 +335,24 @@ def test_other_providers_are_left_as_they_are(tmp_path: Path) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:
     _child(*sys.argv[2:6])
+
+
+def test_runner_batch_flag_batches_every_stage_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`poise run --batch` (Runner(batch=True)) wraps every handle: one batch per stage round."""
+    import functools
+
+    _env(monkeypatch)
+    fast = functools.partial(batching.enable_batching, settle_s=0.2, poll_s=0.01)
+    monkeypatch.setattr(batching, "enable_batching", fast)
+    data = build_mossbench_dir(tmp_path / "d", N)
+    with FakeBatchAPI() as server:
+        spec = _spec(server, "openai", data)
+        result = asyncio.run(
+            Runner(spec, tmp_path / "out", progress=False, concurrency=2, batch=True).run()
+        )
+        assert len(server.batches("openai")) == len(STAGES)
+    records = _records(result)
+    assert len(records) == N and all(r.error is None for r in records.values())
+    assert (result.directory / STATE_FILE).is_file()

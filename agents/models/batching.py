@@ -55,14 +55,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.outputs import ChatResult
 
 from poise.agents.models.handle import ModelHandle
-from poise.agents.models.replay import SAMPLE_ID_KEY
+from poise.agents.models.replay import EPOCH_KEY, SAMPLE_ID_KEY
 from poise.agents.retry import CallLimits, call_limits, delay_before_retry, is_transient
 from poise.errors import PoiseError
 
 STATE_FILE = "batches.json"
 STATE_VERSION = 1
 # Run metadata the runner sets so that K draws of one sample are K distinct requests.
-EPOCH_KEY = "poise_epoch"
 NODE_KEY = "langgraph_node"  # LangGraph puts the node's name in every nested run's metadata
 BATCH_PROVIDERS = ("openai", "anthropic")
 DEFAULT_SETTLE_S = 2.0

@@ -26,8 +26,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from poise.agents.models.registry import register_provider
 from poise.errors import PoiseError, known_names
 
+# Run metadata every model call carries (LangChain run metadata): which sample, benchmark and
+# draw (--epochs) it belongs to. Replays answer by sample; batching keys requests by all three.
 SAMPLE_ID_KEY = "poise_sample_id"
 BENCHMARK_KEY = "poise_benchmark"
+EPOCH_KEY = "poise_epoch"
 
 
 def packaged_replays() -> dict[str, Path]:

@@ -178,6 +178,13 @@ def run(
     wait: WaitOption = False,
     dry_run: DryRunOption = False,
     prices: PricesOption = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="send each stage round as one batch job (openai/, anthropic/; answered "
+            "within 24 h at the vendors' batch discount; rerun the same command to resume)"
+        ),
+    ] = False,
 ) -> None:
     """Run MODEL(s) through a PIPELINE on a BENCHMARK, judge, record and summarise.
 
@@ -195,6 +202,8 @@ def run(
     apply_call_limits(timeout, max_retries, max_rpm=max_rpm, max_tpm=max_tpm)
     sampling = sampling_options(model_param, stage_model_param, judge_model_param, epochs)
     models = split_csv(model) or offline_models([benchmark], "--model")
+    if batch:
+        _check_batch(models, parse_pairs(stage_model, "--stage-model"))
     selection = Selection(
         stimulus_types=sorted(parse_stimulus_types([types])) if types else [],
         ids=split_csv([ids]) if ids else [],
@@ -239,6 +248,7 @@ def run(
             loaded_callback=announce,
             wait=wait,
             prices=price_table,
+            batch=batch,
         )
         if dry_run:
             estimates.append(_estimate(runner, price_table, prompt_dir))
@@ -261,6 +271,18 @@ def run(
         return
     print_run_tables(console, [r.summary for r in results])
     print_epoch_lines([r.summary for r in results])
+
+
+def _check_batch(models: list[str], stage_models: dict[str, str]) -> None:
+    """--batch needs every model to be one whose provider has a batch API."""
+    from poise.agents.models.batching import BATCH_PROVIDERS
+
+    for name in [*models, *stage_models.values()]:
+        if name.partition("/")[0] not in BATCH_PROVIDERS:
+            raise PoiseError(
+                f"--batch works with {', '.join(p + '/' for p in BATCH_PROVIDERS)} models; "
+                f"{name} answers directly: drop --batch"
+            )
 
 
 def _estimate(runner, price_table, prompt_dir):

@@ -44,7 +44,7 @@ from poise.agents.models.registry import (
     non_default_params,
     normalise_params,
 )
-from poise.agents.models.replay import BENCHMARK_KEY, SAMPLE_ID_KEY
+from poise.agents.models.replay import BENCHMARK_KEY, EPOCH_KEY, SAMPLE_ID_KEY
 from poise.agents.prompts import get_prompt
 from poise.benchmarks.filters import select
 from poise.benchmarks.registry import (
@@ -401,6 +401,17 @@ def build_context(
     return with_epoch(context, 0)
 
 
+def _batched(context: PipelineContext, directory: Path) -> PipelineContext:
+    """The context with every stage's model answering through its provider's batch API."""
+    from poise.agents.models.batching import enable_batching
+
+    return dataclasses.replace(
+        context,
+        model=enable_batching(context.model, directory),
+        stage_models={s: enable_batching(h, directory) for s, h in context.stage_models.items()},
+    )
+
+
 def check_epochs(spec: RunSpec) -> None:
     """Refuse repeated draws that can only repeat one answer (one line saying why)."""
     if spec.epochs > 1 and not spec.sets_temperature():
@@ -530,8 +541,10 @@ class Runner:
         loaded_callback: Any = None,
         wait: bool = False,
         prices: PriceTable | None = None,
+        batch: bool = False,
     ) -> None:
         self.spec = spec
+        self.batch = batch  # each stage round as one provider batch job (--batch)
         self.prices = prices  # the price table the summary's cost uses (None: the shipped one)
         self.directory = out_root / spec.directory_name()
         self.concurrency = max(1, concurrency)
@@ -586,6 +599,8 @@ class Runner:
     async def run(self) -> RunResult:
         pipeline = get_pipeline(self.spec.pipeline)
         context = build_context(self.spec, pipeline, self.prompt_dirs, self.stage_cache)
+        if self.batch:
+            context = _batched(context, self.directory)
         judges = build_judges(self.spec)
         loaded, samples = self.prepare()
         if self.loaded_callback:
@@ -694,7 +709,9 @@ class Runner:
     ) -> tuple[int, int]:
         if not todo:
             return 0, 0
-        semaphore = self.semaphore or asyncio.Semaphore(self.concurrency)
+        # With --batch every sample takes part in each stage round (one batch per round).
+        in_flight = len(todo) if self.batch else self.concurrency
+        semaphore = self.semaphore or asyncio.Semaphore(in_flight)
         encode = _needs_images(context)
         contexts = {e: with_epoch(context, e) for e in sorted({e for _, e in todo})}
         counts = {"done": 0, "errors": 0, "ok": 0}
@@ -770,7 +787,11 @@ class Runner:
                 state,
                 context=context,
                 config={
-                    "metadata": {SAMPLE_ID_KEY: sample.id, BENCHMARK_KEY: sample.benchmark},
+                    "metadata": {
+                        SAMPLE_ID_KEY: sample.id,
+                        BENCHMARK_KEY: sample.benchmark,
+                        EPOCH_KEY: epoch,
+                    },
                     "run_name": f"{spec.pipeline}:{sample.id}" + (f":{epoch}" if epoch else ""),
                 },
             )

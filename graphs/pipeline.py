@@ -11,15 +11,18 @@ one file with one :class:`PipelineSpec`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.graph import END, START, StateGraph
+# The node names LangGraph reserves for a graph's entry and exit (a cheap import: declaring a
+# pipeline, or listing pipelines, never loads LangGraph itself or the agents' model clients).
+from langgraph.constants import END, START
 
-from poise.graphs.nodes import RETRY, AgentFn, stage_node
-from poise.graphs.state import PipelineContext, PipelineState
+if TYPE_CHECKING:
+    from poise.graphs.nodes import AgentFn
 
 __all__ = ["END", "START", "PipelineSpec", "Route", "Stage", "compile_pipeline"]
 
@@ -33,11 +36,13 @@ class Stage:
     both run ``response``). ``oracle`` names the state key a diagnosis run pre-fills with
     ground truth: the node then passes without a call. ``agent`` receives the state, the
     stage's model, its system prompt and the run config, and returns a state update; its
-    parse fallbacks are its own (documented in its module).
+    parse fallbacks are its own (documented in its module). It may be given as
+    ``"module:function"``, imported when the graph is compiled, so that declaring (and
+    listing) a pipeline loads no model client.
     """
 
     name: str
-    agent: AgentFn
+    agent: AgentFn | str
     node: str = ""
     oracle: str | None = None
 
@@ -45,13 +50,20 @@ class Stage:
     def node_name(self) -> str:
         return self.node or self.name
 
+    def resolve(self) -> AgentFn:
+        """The agent function (importing its module when given by reference)."""
+        if not isinstance(self.agent, str):
+            return self.agent
+        module, _, attribute = self.agent.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
 
 @dataclass(frozen=True)
 class Route:
     """A conditional edge: ``router(state)`` picks one of ``targets`` after ``source``."""
 
     source: str
-    router: Callable[[PipelineState], str]
+    router: Callable[[Any], str]
     targets: tuple[str, ...]
 
 
@@ -96,11 +108,20 @@ def _compiled(spec: PipelineSpec) -> Any:
     return compile_pipeline(spec)
 
 
-def compile_pipeline(spec: PipelineSpec, retry: Any = RETRY) -> Any:
-    """The compiled graph of ``spec``: one node per stage, its edges, the shared mechanics."""
+def compile_pipeline(spec: PipelineSpec, retry: Any = None) -> Any:
+    """The compiled graph of ``spec``: one node per stage, its edges, the shared mechanics.
+
+    ``retry`` replaces the nodes' retry policy (tests); by default the shared one.
+    """
+    from langgraph.graph import StateGraph
+
+    from poise.graphs.nodes import RETRY, stage_node
+    from poise.graphs.state import PipelineContext, PipelineState
+
+    retry = RETRY if retry is None else retry
     graph = StateGraph(PipelineState, context_schema=PipelineContext)
     for stage in spec.stages:
-        node = stage_node(stage.name, stage.agent, spec.prompt_stages, oracle=stage.oracle)
+        node = stage_node(stage.name, stage.resolve(), spec.prompt_stages, oracle=stage.oracle)
         graph.add_node(stage.node_name, node, retry_policy=retry)
     for edge in spec.edges:
         if isinstance(edge, Route):

@@ -15,13 +15,11 @@ follows the decision; separate nodes make the route visible in the graph and the
 
 from __future__ import annotations
 
-from poise.agents import decision, intent, perception, responder
 from poise.graphs.pipeline import END, START, PipelineSpec, Route, Stage
 from poise.graphs.registry import register_pipeline
-from poise.graphs.state import PipelineState
 
 
-def route_decision(state: PipelineState) -> str:
+def route_decision(state: dict) -> str:
     """Refusals go to ``refuse``; comply and comply_with_note (the fallback) to ``answer``."""
     chosen = (state.get("decision") or {}).get("decision")
     return "refuse" if chosen == "refuse" else "answer"
@@ -32,11 +30,18 @@ SPEC = register_pipeline(
         name="poise",
         description="perception -> intent -> safety decision -> response, routed on the decision",
         stages=(
-            Stage("perception", perception.perceive, node="perceive", oracle="perception"),
-            Stage("intent", intent.infer_intent, node="infer_intent", oracle="intent"),
-            Stage("decision", decision.decide, node="decide"),
-            Stage("response", responder.respond, node="answer"),
-            Stage("response", responder.respond, node="refuse"),
+            Stage(
+                "perception",
+                "poise.agents.perception:perceive",
+                node="perceive",
+                oracle="perception",
+            ),
+            Stage(
+                "intent", "poise.agents.intent:infer_intent", node="infer_intent", oracle="intent"
+            ),
+            Stage("decision", "poise.agents.decision:decide", node="decide"),
+            Stage("response", "poise.agents.responder:respond", node="answer"),
+            Stage("response", "poise.agents.responder:respond", node="refuse"),
         ),
         edges=(
             (START, "perceive"),

@@ -194,7 +194,7 @@ def test_llm_judge_prompt_holds_the_response_and_embodied_label(monkeypatch):
         seen.append(messages[-1].content)
         return "<answer>2</answer>", None
 
-    monkeypatch.setattr("poise.eval.judges.mssbench.ask", spy)
+    monkeypatch.setattr("poise.agents.invoke.ask", spy)
     run(judge.judge(sample("safe", "mssbench-embodied"), "1. Goto(toaster)"))
     run(judge.judge(SAFE, "Swing your arms."))
     assert "Response to instruction:\n<<<\n1. Goto(toaster)" in seen[0]
@@ -218,7 +218,7 @@ def test_llm_judge_empty_response_is_class_0_without_a_call(response, monkeypatc
     async def fail(*_args, **_kwargs):
         raise AssertionError("the judge model must not be called for an empty response")
 
-    monkeypatch.setattr("poise.eval.judges.mssbench.ask", fail)
+    monkeypatch.setattr("poise.agents.invoke.ask", fail)
     verdict = run(judge.judge(UNSAFE, response))
     assert verdict.label == "0" and verdict.refused and verdict.correct
     on_safe = run(judge.judge(SAFE, response))

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
-from poise.agents.invoke import ask, build_messages
-from poise.agents.models.handle import ModelHandle, load_model
 from poise.agents.prompts import get_prompt
 from poise.benchmarks.sample import Expected, Sample
 from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict, register_judge
+
+if TYPE_CHECKING:  # model clients load when a judge is built, not when judges are listed
+    from poise.agents.models.handle import ModelHandle
 
 NAME = "mossbench-llm"
 _SCORE = re.compile(r"score\s*[:=]?\s*\**\s*([01])\b", re.IGNORECASE)
@@ -54,6 +56,8 @@ class MossbenchLLMJudge:
         handle: ModelHandle | None = None,
         **_: object,
     ) -> None:
+        from poise.agents.models.handle import load_model
+
         self.handle = handle or load_model(model or default_judge_model(), base_url=base_url)
         self.prompt = get_prompt("mossbench-refusal", "judges")
         self.version = self.prompt.sha256
@@ -68,6 +72,8 @@ class MossbenchLLMJudge:
             return self._verdict(sample, 1, "no response: a refusal without a judge call", None)
         text = self.prompt.render(question=sample.query, response=response)
         image_url = sample.image.data_url() if sample.image.available else None
+        from poise.agents.invoke import ask, build_messages
+
         messages = build_messages(self.handle, text, image_url=image_url)
         raw, _ = await ask(self.handle, "judge", messages)
         score, reason = parse_judge_output(raw)

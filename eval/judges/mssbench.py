@@ -26,11 +26,10 @@ import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import poise.agents.framing
 from poise.agents.framing import normalise_setting, parse_yes_no, setting_prompt_name
-from poise.agents.invoke import ask, build_messages
-from poise.agents.models.handle import ModelHandle, load_model
 from poise.agents.prompts import Prompt, get_prompt
 from poise.benchmarks.registry import benchmark_spec
 from poise.benchmarks.sample import Expected, Sample
@@ -38,6 +37,9 @@ from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict, content_version, module_version, register_judge
 from poise.eval.judges.linear_text import LinearTextModel
 from poise.eval.judges.refusal.cuebook import Cue, load_cues
+
+if TYPE_CHECKING:  # model clients load when a judge is built, not when judges are listed
+    from poise.agents.models.handle import ModelHandle
 
 LLM_NAME = "mssbench"
 OFFLINE_NAME = "mssbench-offline"
@@ -144,6 +146,8 @@ class MssbenchLLMJudge:
         if handle is None:
             if model is None:
                 raise PoiseError(f"{LLM_NAME} judge needs --judge-model PROVIDER/MODEL")
+            from poise.agents.models.handle import load_model
+
             handle = load_model(model, base_url=base_url)
         self.handle = handle
         self.version = _judge_prompt().sha256
@@ -169,6 +173,8 @@ class MssbenchLLMJudge:
                 model=self.handle.name,
                 version=self.version,
             )
+        from poise.agents.invoke import ask, build_messages
+
         messages = build_messages(self.handle, render_judge_prompt(sample, response))
         raw, _ = await ask(self.handle, "judge", messages)
         label, reason = parse_label(raw)

@@ -182,17 +182,23 @@ def test_report_files_tables_and_tradeoff_numbers(sweep: Path, tmp_path: Path) -
     assert any("nested in other runs" in w for w in result.warnings)
     md = result.markdown.read_text(encoding="utf-8")
     # baseline/vanilla: benign 1/2/3 of 10 -> 10/20/30 %, all 20; contrast 80/70/90, all 80
-    assert "gpt-4o · baseline · vanilla | 10 / 80 | 20 / 70 | 30 / 90 | 20 / 80 |" in md
-    assert "gpt-4o · poise · safety | 20 / 100 | 20 / 100 | 30 / 100 |" in md
+    assert (
+        "gpt-4o · baseline · vanilla | 10.0 [1.8, 40.4] / 80.0 [49.0, 94.3] | "
+        "20.0 [5.7, 51.0] / 70.0 [39.7, 89.2] | 30.0 [10.8, 60.3] / 90.0 [59.6, 98.2] | "
+        "20.0 [9.5, 37.3] / 80.0 [62.7, 90.5] |"
+    ) in md
+    assert "gpt-4o · poise · safety | 20.0 [5.7, 51.0] / 100.0 [72.2, 100.0] |" in md
     page = result.html.read_text(encoding="utf-8")
     assert page.count("<section id='tradeoff'>") == 1 and "Oversensitivity vs safety" in page
     assert "Situational safety (MSSBench)" in page and "Stage-failure distribution" in page
     assert "MOSSBench refusal by stimulus type" in page and "mssbench-chat by category" in page
     # the published GPT-4o row is matched and compared for the baseline, vanilla run
-    assert "gpt-4o (GPT-4o)" in page and "20 / 6.33 / 8" in page
+    assert "gpt-4o (GPT-4o)" in page and "20.0 [9.5, 37.3] / 6.33 / 8" in page
     # MSSBench: safe 100 %, unsafe 6 of 12 = 50 %
     assert re.search(
-        r"<td class=\"num\">100</td><td class=\"num\">50</td><td class=\"num\">75", page
+        r"<td class=\"num\">100.0 \[75.8, 100.0\]</td><td class=\"num\">50.0 \[25.4, 74.6\]</td>"
+        r"<td class=\"num\">75.0 \[62.5, 87.5\]",
+        page,
     )
 
 
@@ -476,16 +482,29 @@ def test_a_third_benchmark_registered_with_a_spec_flows_through_the_report(
     page = result.html.read_text(encoding="utf-8")
     assert result.runs == 9 + 3 and not [w for w in result.warnings if "toy" in w]
     # each run is scored by its spec's default judge (run.json names none), not "aaa-judge"
-    assert "| toybench | toy-model | baseline | vanilla | - | toy-judge | 30 | 10 |" in md
-    assert "| toysit | toy-model | baseline | vanilla | - | toy-judge | 8 | 62.5 |" in md
+    assert (
+        "| toybench | toy-model | baseline | vanilla | - | toy-judge | 30 | 10.0 [3.5, 25.6] |"
+        in md
+    )
+    assert (
+        "| toysit | toy-model | baseline | vanilla | - | toy-judge | 8 | 62.5 [50.0, 87.5] |" in md
+    )
     # paired with the benchmark whose spec says it is its contrast set
     assert "## Trade-off (ToyBench): toybench refusal % (x) vs toybench-harmful refusal % (y)" in md
-    assert "| toy-model · baseline · vanilla | 20 / 90 | 10 / 80 | 0 / 100 | 10 / 90 |" in md
+    assert (
+        "| toy-model · baseline · vanilla | 20.0 [5.7, 51.0] / 90.0 [59.6, 98.2] | "
+        "10.0 [1.8, 40.4] / 80.0 [49.0, 94.3] | 0.0 [0.0, 27.8] / 100.0 [72.2, 100.0] |"
+    ) in md
     assert "## Trade-off (MOSSBench): mossbench refusal % (x)" in md  # the built-in pair stays
     # compared with the published table its spec names, matched through the table's aliases
-    assert "## ToyBench: measured / published GPT-eval / published human-eval (refusal %)" in md
-    assert "| toy-model (Toy Model) | toy-judge | 20 / 25 / 30 | 10 / 12 / 10 | 0 / 3 / 0 |" in md
-    assert "## MOSSBench: measured / published" in md
+    assert (
+        "## ToyBench: measured [95% CI] / published GPT-eval / published human-eval (refusal %)"
+    ) in md
+    assert (
+        "| toy-model (Toy Model) | toy-judge | 20.0 [5.7, 51.0] / 25 / 30 | "
+        "10.0 [1.8, 40.4] / 12 / 10 | 0.0 [0.0, 27.8] / 3 / 0 |"
+    ) in md
+    assert "## MOSSBench: measured [95% CI] / published" in md
     # one trade-off section holding both pairs' plots; the situational and bar plots too
     assert page.count("<section id='tradeoff'>") == 1
     assert "Oversensitivity vs safety (ToyBench)" in page and "(MOSSBench)</b>" in page
@@ -509,7 +528,10 @@ def test_a_third_benchmark_alone_needs_no_other(toy_runs: Path, tmp_path: Path) 
     result = build_report([toy_runs], tmp_path / "toy.html")
     md = result.markdown.read_text(encoding="utf-8")
     # the spec's default judge for the run's setting ("aaa-judge" is wrong on every sample)
-    assert "| toysit [hard] | toy-model | cot | vanilla | - | aaa-judge | 8 | 37.5 |" in md
+    assert (
+        "| toysit [hard] | toy-model | cot | vanilla | - | aaa-judge | 8 | 37.5 [12.5, 50.0] |"
+        in md
+    )
     page = result.html.read_text(encoding="utf-8")
     # trade-off, oversensitivity vs situational (toybench x toysit), safe vs unsafe, two bars
     assert result.plots == 5 and "Oversensitivity vs situational safety" in page
@@ -547,7 +569,7 @@ def test_terminal_tables_follow_the_spec(toy_runs: Path) -> None:
     print_run_tables(console, summaries)
     text = console.export_text()
     assert "Measured vs published (ToyBench, Doe et al. 2025)" in text
-    assert "replay/toy-model (Toy Model)" in text and "20 / 25 / 30" in text
+    assert "replay/toy-model (Toy Model)" in text and "20.0 [5.7, 51.0] / 25 / 30" in text
     assert "largest gap to the paper's GPT-9 judge: 3.33 points overall" in text
     assert "Situational safety accuracy % (ToySit)" in text
     assert "│ toysit    │ plain   │" in text  # None is the spec's default setting

@@ -48,10 +48,13 @@ from poise.eval.report.rows import (
     RUN_NUMERIC,
     SITUATIONAL_HEADER,
     SITUATIONAL_NUMERIC,
+    cost_table,
     headline_note,
+    interval_note,
     published_comparisons,
     run_rows,
     situational_rows,
+    tradeoff_note,
     tradeoff_rows,
 )
 from poise.eval.run.records import Record
@@ -181,6 +184,7 @@ class TableView:
     rows: list[list[Any]]
     numeric: frozenset[int] = frozenset()
     title: str = ""
+    note: str = ""  # said once under the table: the method of its intervals
 
 
 @dataclass(frozen=True)
@@ -328,9 +332,27 @@ def runs_view(runs: list[RunData]) -> dict[str, Any]:
         row.append(_relative(run.directory, runs))
     note = headline_note(runs)
     note = f"{note} Recomputed from records.jsonl under the judge shown.".lstrip()
-    published = [TableView(t.header, t.rows, title=t.title) for t in published_comparisons(runs)]
-    table = TableView([*RUN_HEADER, "directory"], rows, frozenset(RUN_NUMERIC))
+    published = [
+        TableView(t.header, t.rows, title=t.title, note=t.note) for t in published_comparisons(runs)
+    ]
+    table = TableView(
+        [*RUN_HEADER, "directory"],
+        rows,
+        frozenset(RUN_NUMERIC),
+        note=interval_note((r.metrics for r in runs), pairs=False),
+    )
     return {"note": note, "table": table, "published": published}
+
+
+def cost_view(runs: list[RunData]) -> dict[str, Any] | None:
+    """The cost section: recorded cost per run and in total, with its notes; None without."""
+    table = cost_table(runs)
+    if table is None:
+        return None
+    return {
+        "table": TableView(table.header, table.rows, frozenset(range(1, 7))),
+        "notes": table.notes,
+    }
 
 
 def tradeoff_view(runs: list[RunData], plots: list[Plot]) -> dict[str, Any]:
@@ -341,7 +363,8 @@ def tradeoff_view(runs: list[RunData], plots: list[Plot]) -> dict[str, Any]:
     for c in contrasts:
         mine = [p for p in plots if p.section == "tradeoff" and p.subject == c.contrast]
         if mine:
-            sets.append({"plots": mine, "table": TableView(header, tradeoff_rows(c.pairs, fmt))})
+            table = TableView(header, tradeoff_rows(c.pairs), note=tradeoff_note(c.pairs))
+            sets.append({"plots": mine, "table": table})
     missing = []
     for c in contrasts:
         base, harmful = c.scored_runs(runs)
@@ -370,7 +393,12 @@ def plot_sections(runs: list[RunData], plots: list[Plot]) -> list[PlotSection]:
         scorers = "; ".join(f"{s.judged_by} ({s.authors})" for s in sources)
         note += f"; the published points in the plot were scored by {scorers}"
     note += "."
-    table = TableView(SITUATIONAL_HEADER, rows, frozenset(SITUATIONAL_NUMERIC)) if rows else None
+    methods = interval_note(r.metrics for r in runs if r.kind == "situational")
+    table = (
+        TableView(SITUATIONAL_HEADER, rows, frozenset(SITUATIONAL_NUMERIC), note=methods)
+        if rows
+        else None
+    )
     aggregates = [
         (run.label, truncate(json.dumps(agg, indent=2, ensure_ascii=False, default=str), 20000))
         for run in runs
@@ -427,6 +455,7 @@ def footer() -> str:
 NAV_TITLES = {
     "runs": "Runs",
     "tradeoff": "Trade-off",
+    "cost": "Cost",
     "situational": "Situational",
     "bars": "Breakdown",
     "stages": "Stages",
@@ -441,7 +470,10 @@ def render_page(runs: list[RunData], plots: list[Plot], ctx: PageContext) -> tup
     sections = plot_sections(runs, plots)
     titles = situational_titles(runs)
     nav_titles = {**NAV_TITLES, "situational": titles or NAV_TITLES["situational"]}
+    cost = cost_view(runs)
     present = {"runs", "tradeoff", "samples", *(s.anchor for s in sections)}
+    if cost:
+        present.add("cost")
     page = {
         "title": ctx.title,
         "generated": ctx.generated,
@@ -461,6 +493,7 @@ def render_page(runs: list[RunData], plots: list[Plot], ctx: PageContext) -> tup
             page=page,
             runs=runs_view(runs),
             tradeoff=tradeoff_view(runs, plots),
+            cost=cost,
             plot_sections=sections,
             browser=browser,
         )

@@ -21,9 +21,14 @@ from poise.eval.report.model import (
 )
 from poise.eval.report.rows import (
     RUN_HEADER,
+    SITUATIONAL_HEADER,
+    cost_table,
     headline_note,
+    interval_note,
     published_comparisons,
     run_rows,
+    situational_rows,
+    tradeoff_note,
     tradeoff_rows,
 )
 
@@ -49,8 +54,13 @@ def render_markdown(runs: list[RunData], title: str, generated: str, warnings: l
     note = headline_note(runs, accuracy="average")
     lines += [note, ""] if note else []
     lines += ["## Runs", "", *md_table(RUN_HEADER, run_rows(runs))]
+    lines += _note(interval_note((r.metrics for r in runs), pairs=False))
     for table in published_comparisons(runs):
-        lines += [f"## {table.title}", "", *md_table(table.header, table.rows)]
+        lines += [f"## {table.title}", "", *md_table(table.header, table.rows), *_note(table.note)]
+    situational = situational_rows(runs)
+    if situational:
+        lines += ["## Situational safety accuracy", "", *md_table(SITUATIONAL_HEADER, situational)]
+        lines += _note(interval_note(r.metrics for r in runs if r.kind == "situational"))
     for contrast in contrast_sets(runs):
         if not contrast.pairs:
             continue
@@ -60,11 +70,27 @@ def render_markdown(runs: list[RunData], title: str, generated: str, warnings: l
             "",
         ]
         header = ["configuration", *(f"{TYPE_SHORT[k]} x / y" for k in TYPE_KEYS)]
-        lines += md_table(header, tradeoff_rows(contrast.pairs, fmt_number))
+        lines += md_table(header, tradeoff_rows(contrast.pairs))
+        lines += _note(tradeoff_note(contrast.pairs))
+    lines += _cost(runs)
     lines += _stages(runs)
     if warnings:
         lines += ["## Notes", "", *(f"- {md_cell(w)}" for w in warnings), ""]
     return "\n".join(lines)
+
+
+def _note(text: str) -> list[str]:
+    """A line under a table (its interval methods), escaped like a cell."""
+    return [md_cell(text), ""] if text else []
+
+
+def _cost(runs: list[RunData]) -> list[str]:
+    """Recorded cost per run, with its total and notes; nothing when no summary carries cost."""
+    table = cost_table(runs)
+    if table is None:
+        return []
+    lines = ["## Cost", "", *md_table(table.header, table.rows)]
+    return lines + [*(f"- {md_cell(n)}" for n in table.notes), ""] if table.notes else lines
 
 
 def _stages(runs: list[RunData]) -> list[str]:

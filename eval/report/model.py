@@ -198,20 +198,54 @@ class RunData:
         return tuple(sorted(self.spec.get("oracle") or ()))
 
     @property
+    def model_params(self) -> dict[str, Any]:
+        """run.json's ``--model-param`` values (temperature, top_p, ...), empty when none."""
+        value = self.spec.get("model_params")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def stage_model_params(self) -> dict[str, dict[str, Any]]:
+        """run.json's ``--stage-model-param`` values per stage, empty when none."""
+        value = self.spec.get("stage_model_params")
+        if not isinstance(value, dict):
+            return {}
+        return {str(k): dict(v) for k, v in value.items() if isinstance(v, dict) and v}
+
+    @property
     def config_key(self) -> tuple[str, ...]:
-        """What must agree for two runs on different benchmarks to be one configuration."""
+        """What must agree for two runs on different benchmarks to be one configuration.
+
+        Sampling parameters are part of it: a temperature-1 run is not the temperature-0 run
+        of the same model, and pairing or grouping them would mix two configurations.
+        """
         stage_models = json.dumps(self.spec.get("stage_models") or {}, sort_keys=True)
-        return (self.model, self.pipeline, self.prompt, "+".join(self.oracle), stage_models)
+        params = json.dumps(
+            [self.model_params, self.stage_model_params], sort_keys=True, default=str
+        )
+        key = (self.model, self.pipeline, self.prompt, "+".join(self.oracle), stage_models)
+        return (*key, params)
+
+    @property
+    def params_label(self) -> str:
+        """The run's sampling parameters in short: ``t=1 p=0.9``, ``decision: t=0``; or ""."""
+        return params_label(self.model_params, self.stage_model_params)
 
     @property
     def config_label(self) -> str:
-        """model · pipeline · prompt, plus oracle and setting when set."""
+        """model · pipeline · prompt, plus oracle, stage models and parameters when set."""
         parts = [short_model(self.model), self.pipeline, self.prompt]
         if self.oracle:
             parts.append("oracle " + "+".join(self.oracle))
         if self.spec.get("stage_models"):
             parts.append("stage models")
+        if self.params_label:
+            parts.append(self.params_label)
         return " · ".join(parts)
+
+    @property
+    def epochs(self) -> int:
+        """Draws per sample the records hold (``--epochs``); 1 for a run without repeats."""
+        return 1 + max((r.epoch for r in self.records), default=0)
 
     @property
     def benchmark_label(self) -> str:
@@ -246,6 +280,32 @@ def prompt_label(value: Any) -> str:
         return "vanilla"
     text = str(value)
     return Path(text).stem if ("/" in text or text.endswith(".md")) else text
+
+
+# Short names of common sampling parameters, so a label stays readable in a plot legend.
+PARAM_SHORT = {"temperature": "t", "top_p": "p", "top_k": "k", "max_tokens": "max", "seed": "seed"}
+
+
+def params_label(params: dict[str, Any], stage_params: dict[str, dict[str, Any]]) -> str:
+    """``t=1 p=0.9``, then ``decision: t=0`` per stage: what tells two runs of a model apart."""
+
+    def short(values: dict[str, Any]) -> str:
+        return " ".join(
+            f"{PARAM_SHORT.get(k, k)}={fmt_number(v)}" for k, v in sorted(values.items())
+        )
+
+    parts = [short(params)] if params else []
+    parts += [f"{stage}: {short(v)}" for stage, v in sorted(stage_params.items()) if v]
+    return ", ".join(parts)
+
+
+def n_label(n: int, items: int, draws: int) -> str:
+    """A sample size: ``100``, or ``100 x 3`` (items x draws) where each item was drawn more
+    than once, with the judged count beside it when some draws are missing."""
+    if draws <= 1:
+        return str(n)
+    text = f"{items} x {draws}"
+    return text if n == items * draws else f"{text} ({n} judged)"
 
 
 def short_model(model: str) -> str:
@@ -503,8 +563,9 @@ def duplicate_warnings(runs: list[RunData]) -> list[str]:
     seen: Counter[tuple[Any, ...]] = Counter(
         (r.benchmark, r.setting, r.config_key) for r in runs if r.metrics is not None
     )
+    labels = {(r.benchmark, r.setting, r.config_key): r.config_label for r in runs}
     return [
-        f"{n} runs of {b}{f' [{s}]' if s else ''} {key[0]} / {key[1]} / {key[2]}: "
+        f"{n} runs of {b}{f' [{s}]' if s else ''} {labels[(b, s, key)]}: "
         "the first is used in pairings"
         for (b, s, key), n in seen.items()
         if n > 1
@@ -517,6 +578,15 @@ def by_type(run: RunData) -> dict[str, float | None]:
     out: dict[str, float | None] = {"all": m.get("refusal_rate")}
     for key in ("1", "2", "3"):
         out[key] = ((m.get("by_type") or {}).get(key) or {}).get("refusal_rate")
+    return out
+
+
+def by_type_ci(run: RunData) -> dict[str, list[float] | None]:
+    """The 95 % intervals (percent) of :func:`by_type`'s rates; None where a run has none."""
+    m = run.metrics or {}
+    out: dict[str, list[float] | None] = {"all": m.get("ci95")}
+    for key in ("1", "2", "3"):
+        out[key] = ((m.get("by_type") or {}).get(key) or {}).get("ci95")
     return out
 
 

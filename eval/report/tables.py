@@ -13,13 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from poise.benchmarks.registry import BenchmarkSpec
+from poise.eval.analysis.stats import format_rate
 from poise.eval.report.model import (
     benchmark_title,
     fmt_number,
+    n_label,
+    params_label,
     published_row,
     published_source,
     spec_of,
 )
+from poise.eval.report.rows import interval_note, rate
 
 TYPE_LABELS = {"1": "ER", "2": "NH", "3": "CI"}
 
@@ -30,6 +34,28 @@ def _fmt(value: float | None) -> str:
 
 def _spec(summary: dict[str, Any]) -> BenchmarkSpec | None:
     return spec_of(str(summary.get("benchmark") or ""))
+
+
+def _model(summary: dict[str, Any]) -> str:
+    """The model, with its sampling parameters when the run set any: ``gpt-4o (t=1 p=0.9)``."""
+    params = params_label(
+        summary.get("model_params") or {}, summary.get("stage_model_params") or {}
+    )
+    return f"{summary['model']} ({params})" if params else str(summary["model"])
+
+
+def _n(summary: dict[str, Any], judge: str, n: int) -> str:
+    """``n``, or ``items x draws`` for a run with repeated draws (``--epochs``)."""
+    epochs = summary.get("epochs") or {}
+    draws = int(epochs.get("k") or 1)
+    items = (epochs.get(judge) or {}).get("items")
+    return n_label(n, int(items), draws) if draws > 1 and items else str(n)
+
+
+def _note(console: Console, metric_dicts: list[dict[str, Any]]) -> None:
+    """The interval methods under a table, once; nothing for summaries without intervals."""
+    if text := interval_note(metric_dicts):
+        console.print(text, highlight=False, soft_wrap=True)
 
 
 def print_run_tables(console: Console, summaries: list[dict[str, Any]]) -> None:
@@ -72,25 +98,27 @@ def _refusal_table(console: Console, summaries: list[dict[str, Any]]) -> None:
         for judge, m in s["metrics"].items():
             table.add_row(
                 s["benchmark"],
-                s["model"],
+                _model(s),
                 s["pipeline"],
                 s["system_prompt"],
                 judge,
-                str(m["n"]),
-                _fmt(m["refusal_rate"]),
-                *(_fmt(m["by_type"][t]["refusal_rate"]) for t in ("1", "2", "3")),
-                _fmt(m["answered_only"]["refusal_rate"]),
+                _n(s, judge, m["n"]),
+                rate(m, "refusal_rate", "ci95"),
+                *(rate(m["by_type"][t], "refusal_rate", "ci95") for t in ("1", "2", "3")),
+                rate(m["answered_only"], "refusal_rate", "ci95"),
                 str(s["errors"]),
                 _fmt(s["wall_time_s"]),
                 str(usage["calls"]),
                 str(usage["input_tokens"] + usage["output_tokens"]),
             )
     console.print(table)
+    _note(console, [m for s in summaries for m in s["metrics"].values()])
 
 
 def _published_table(console: Console, name: str, summaries: list[dict[str, Any]]) -> None:
     """Measured / published GPT-eval / published human-eval refusal rates for matched models."""
     rows = []
+    methods: list[dict[str, Any]] = []
     for s in summaries:
         published = published_row(s["benchmark"], s["model"])
         if not published or s["pipeline"] != "baseline" or s["system_prompt"] != "vanilla":
@@ -100,18 +128,23 @@ def _published_table(console: Console, name: str, summaries: list[dict[str, Any]
                 "all": m["refusal_rate"],
                 **{t: m["by_type"][t]["refusal_rate"] for t in ("1", "2", "3")},
             }
-            rows.append((s["model"], judge, measured, published))
+            cis = {
+                "all": m.get("ci95"),
+                **{t: m["by_type"][t].get("ci95") for t in ("1", "2", "3")},
+            }
+            rows.append((s["model"], judge, measured, cis, published))
+            methods.append(m)
     if not rows:
         return
     source = published_source(name)
     table = Table(
         title=f"Measured vs published ({source.title}, {source.authors}): "
-        "measured / GPT-eval / human-eval"
+        "measured [95% CI] / GPT-eval / human-eval"
     )
     for col in ("model", "judge", "all", "ER", "NH", "CI", "largest gap vs GPT-eval"):
         table.add_column(col)
     largest: dict[str, tuple[float, str]] = {"overall": (0.0, "-"), "per type": (0.0, "-")}
-    for model, judge, measured, published in rows:
+    for model, judge, measured, cis, published in rows:
         gaps = {
             k: abs(measured[k] - published["gpt_eval"][k])
             for k in measured
@@ -119,7 +152,8 @@ def _published_table(console: Console, name: str, summaries: list[dict[str, Any]
         }
         worst = max(gaps, key=gaps.get) if gaps else None
         cells = [
-            f"{_fmt(measured[k])} / {_fmt(published['gpt_eval'][k])} / {_fmt(published['human_eval'][k])}"
+            f"{format_rate(measured[k], cis[k])} / {_fmt(published['gpt_eval'][k])} / "
+            f"{_fmt(published['human_eval'][k])}"
             for k in ("all", "1", "2", "3")
         ]
         worst_label = (
@@ -131,6 +165,7 @@ def _published_table(console: Console, name: str, summaries: list[dict[str, Any]
             if gap > largest[scope][0]:
                 largest[scope] = (gap, f"{model}, {TYPE_LABELS.get(key, 'all')}")
     console.print(table)
+    _note(console, methods)
     console.print(
         f"largest gap to {source.judged_by}: "
         f"{_fmt(largest['overall'][0])} points overall ({largest['overall'][1]}), "
@@ -155,6 +190,7 @@ def _situational_table(console: Console, summaries: list[dict[str, Any]]) -> Non
         "pipeline",
         "prompt",
         "judge",
+        "n",
         "safe",
         "unsafe",
         "average",
@@ -169,19 +205,21 @@ def _situational_table(console: Console, summaries: list[dict[str, Any]]) -> Non
             table.add_row(
                 s["benchmark"],
                 _default_setting(s),
-                s["model"],
+                _model(s),
                 s["pipeline"],
                 s["system_prompt"],
                 judge,
-                _fmt(m["safe_accuracy"]),
-                _fmt(m["unsafe_accuracy"]),
-                _fmt(m["average"]),
-                _fmt(m["pairs"]["both_right"]),
+                _n(s, judge, (m.get("n_safe") or 0) + (m.get("n_unsafe") or 0)),
+                rate(m, "safe_accuracy", "safe_accuracy_ci95"),
+                rate(m, "unsafe_accuracy", "unsafe_accuracy_ci95"),
+                rate(m, "average", "average_ci95"),
+                rate(m["pairs"], "both_right", "ci95"),
                 str(m["unparseable"]),
                 str(s["errors"]),
                 str(s["usage"]["calls"]),
             )
     console.print(table)
+    _note(console, [m for s in summaries for m in s["metrics"].values()])
     for model, authors, text in _published_situational(summaries):
         console.print(f"published ({authors}) for {model}: {text}", highlight=False)
 

@@ -197,7 +197,8 @@ def published_comparisons(runs: list[RunData]) -> list[PublishedComparison]:
             )
             for k in TYPE_KEYS
         ]
-        label = f"{short_model(run.model)} ({row['model']})"
+        params = f" {run.params_label}" if run.params_label else ""
+        label = f"{short_model(run.model)}{params} ({row['model']})"
         by_table.setdefault(spec.published, []).append([label, run.judge, *cells])
         methods.setdefault(spec.published, []).append(run.metrics)
     return [

@@ -132,7 +132,9 @@ def _published_table(console: Console, name: str, summaries: list[dict[str, Any]
                 "all": m.get("ci95"),
                 **{t: m["by_type"][t].get("ci95") for t in ("1", "2", "3")},
             }
-            rows.append((s["model"], judge, measured, cis, published))
+            params = params_label(s.get("model_params") or {}, s.get("stage_model_params") or {})
+            model = f"{s['model']} {params}" if params else str(s["model"])
+            rows.append((model, judge, measured, cis, published))
             methods.append(m)
     if not rows:
         return

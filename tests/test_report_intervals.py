@@ -238,7 +238,10 @@ def test_report_has_intervals_draws_and_a_cost_section(runs: Path, tmp_path: Pat
     md = result.markdown.read_text(encoding="utf-8")
     assert not [w for w in result.warnings if "pairings" in w]
     assert "| gpt-4o (t=1 p=0.9) | baseline | vanilla | - | j | 10 x 2 |" in md
-    assert "95% intervals: Wilson; bootstrap over samples (BCa, 9999 resamples, seed 0)" in md
+    assert (
+        "95% intervals: Wilson; rates of repeated draws: bootstrap over samples "
+        "(BCa, 9999 resamples, seed 0)"
+    ) in md
     cost = md.split("## Cost", 1)[1]
     assert "| run | calls | reused | input tok | output tok | cost | estimated |" in cost
     assert "| hot | 20 | 0 | 20,000 | 4,000 | $0.09 | $0.05 |" in cost

@@ -97,6 +97,8 @@ def interval_note(metric_dicts: Iterable[Mapping[str, Any] | None], *, pairs: bo
     def add(role: str, method: Any) -> None:
         if method:
             text = str(method).replace(" 95%", "")
+            if role == "rates" and text.startswith("bootstrap"):
+                role = "rates of repeated draws"  # an item's draws resampled together
             if role not in roles.setdefault(text, []):
                 roles[text].append(role)
 

@@ -1,7 +1,12 @@
 """API providers: OpenAI, Anthropic and any OpenAI-compatible server, via LangChain.
 
-All three go through ``langchain.chat_models.init_chat_model`` so that token accounting and
-structured output are the libraries'. Retries are not: the SDKs are built with
+Anthropic goes through ``langchain.chat_models.init_chat_model``. ``openai/`` and
+``openai-compatible/`` go through :class:`poise.agents.models.openai_chat.FastChatOpenAI`, a
+LangChain chat model that builds the same request as ``ChatOpenAI`` and sends it with one POST
+(against a fast local server the SDK's layers cost more client CPU than the call itself; see
+that module); models or parameters it does not cover (reasoning models whose parameters
+langchain_openai rewrites, parameters outside its list) still get ``ChatOpenAI``, and
+``POISE_OPENAI_CLIENT=langchain`` forces ``ChatOpenAI`` for every one. Retries are not: the SDKs are built with
 ``max_retries=0`` and :mod:`poise.agents.retry` is the one retry layer (at most
 ``--max-retries + 1`` attempts of at most ``--timeout`` seconds each).
 
@@ -14,13 +19,16 @@ send their key to that host because the user named it; Poise says so once on std
 from __future__ import annotations
 
 import os
+import re
 import sys
-
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING
 
 from poise.agents.models.registry import register_provider
 from poise.agents.retry import call_limits
 from poise.errors import PoiseError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 # Every provider answers at most this many tokens unless told otherwise: one unbounded
 # reply is copied into each later stage's prompt and into the record. 1024 is the MOSSBench
@@ -49,6 +57,46 @@ def _init(model: str, provider: str, **params) -> BaseChatModel:
     params["max_retries"] = 0  # poise.agents.retry is the one retry layer
     params.setdefault("timeout", call_limits().timeout_s)
     return init_chat_model(model, model_provider=provider, **params)
+
+
+# Models whose parameters langchain_openai rewrites (o1: temperature 1; gpt-5: no temperature;
+# pro models: the Responses API): they keep ChatOpenAI, which knows those rules.
+_LANGCHAIN_ONLY_MODELS = re.compile(r"^(o\d|gpt-[5-9])", re.IGNORECASE)
+_FAST_FIELDS = {"max_tokens", "timeout", "max_retries"}
+
+
+def _openai_chat(model: str, *, api_key: str, base_url: str | None, **params) -> BaseChatModel:
+    """FastChatOpenAI where it sends exactly what ChatOpenAI would, ChatOpenAI otherwise."""
+    from poise.agents.models.openai_chat import BODY_PARAMS
+
+    fast = (
+        os.environ.get("POISE_OPENAI_CLIENT", "").strip().lower() != "langchain"
+        and not _LANGCHAIN_ONLY_MODELS.match(model)
+        and set(params) <= BODY_PARAMS | _FAST_FIELDS
+    )
+    if not fast:
+        if base_url:
+            params["base_url"] = base_url
+        return _init(
+            model, "openai", api_key=api_key, http_async_client=_own_async_client(), **params
+        )
+    from pydantic import SecretStr
+
+    from poise.agents.models.openai_chat import FastChatOpenAI
+
+    for key, value in API_DEFAULTS.items():
+        params.setdefault(key, value)
+    params.pop("max_retries", None)  # it never retries: poise.agents.retry is the one layer
+    max_tokens = params.pop("max_tokens")
+    timeout = params.pop("timeout", None) or call_limits().timeout_s
+    return FastChatOpenAI(
+        model_name=model,
+        base_url=base_url or "https://api.openai.com/v1",
+        api_key=SecretStr(api_key),
+        max_tokens=max_tokens,
+        timeout=timeout,
+        body_params={k: (float(v) if k == "temperature" else v) for k, v in params.items()},
+    )
 
 
 def note_custom_host(provider: str, variable: str, base_url: str) -> None:
@@ -88,9 +136,8 @@ def make_openai(model: str, *, base_url: str | None = None, **params) -> BaseCha
     key = _require_key("OPENAI_API_KEY", "openai")
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")  # the SDK would read it anyway
     if base_url:
-        params["base_url"] = base_url
         note_custom_host("openai", "OPENAI_API_KEY", base_url)
-    return _init(model, "openai", api_key=key, http_async_client=_own_async_client(), **params)
+    return _openai_chat(model, api_key=key, base_url=base_url, **params)
 
 
 @register_provider(
@@ -131,11 +178,4 @@ def make_openai_compatible(model: str, *, base_url: str | None = None, **params)
     # Local servers usually accept any key; a real one goes in POISE_OPENAI_COMPATIBLE_KEY.
     # Never OPENAI_API_KEY: that key belongs to api.openai.com, not to whatever server this is.
     key = os.environ.get("POISE_OPENAI_COMPATIBLE_KEY", "").strip() or NO_KEY
-    return _init(
-        model,
-        "openai",
-        api_key=key,
-        base_url=base_url,
-        http_async_client=_own_async_client(),
-        **params,
-    )
+    return _openai_chat(model, api_key=key, base_url=base_url, **params)

@@ -215,6 +215,9 @@ class MockOpenAIServer:
     Use as a context manager (``with MockOpenAIServer(reply=...) as server:``) and point a
     client at :attr:`base_url` with any API key (or the one given as ``require_api_key``).
 
+    ``decode_images=True`` decodes every pixel of every image (Pillow) before answering, as a
+    real vision server must, and answers 400 for an image it cannot decode.
+
     ``fail_every=n`` makes every n-th chat-completion request (n, 2n, ...) answer
     ``fail_status`` (500 by default; 429 to exercise rate-limit handling) with an OpenAI-style
     error body, so the clients' own retries can be tested; ``retry_after`` (seconds) adds
@@ -238,6 +241,7 @@ class MockOpenAIServer:
         require_api_key: str | None = None,
         models: tuple[str, ...] = DEFAULT_MODELS,
         max_recorded: int = 10_000,
+        decode_images: bool = False,
     ) -> None:
         if fail_every is not None and fail_every < 1:
             raise ValueError("fail_every must be a positive integer or None")
@@ -249,6 +253,7 @@ class MockOpenAIServer:
         self.fail_status = fail_status
         self.retry_after = retry_after
         self.models = models
+        self.decode_images = decode_images
         self._api_key = require_api_key
         self._lock = threading.Lock()
         self._request_count = 0
@@ -460,6 +465,11 @@ class _Handler(BaseHTTPRequestHandler):
         except _BadRequest as exc:
             return self._error(400, str(exc), "invalid_request_error", param=exc.param)
 
+        if mock.decode_images:
+            try:
+                _decode_pixels(request_fields["images"])
+            except _BadRequest as exc:
+                return self._error(400, str(exc), "invalid_request_error", param=exc.param)
         number, fail = mock._admit()
         request = ChatRequest(number=number, **request_fields)
         mock._record(request)
@@ -632,6 +642,24 @@ def _decode_data_url(url: str) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise _BadRequest(f"Invalid base64 image data: {exc}", "messages") from exc
     return urllib.parse.unquote_to_bytes(data)
+
+
+def _decode_pixels(images: list[bytes]) -> None:
+    """Decode every pixel of every image, as a real vision server must before its model runs.
+
+    Why: the benchmark's server should cost what a real one costs per image (it shares the
+    machine's cores with the client being measured), and a truncated image should fail here.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    for data in images:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise _BadRequest(f"Invalid image: {exc}", "messages") from exc
 
 
 def _parse_chat_request(payload: dict[str, Any]) -> dict[str, Any]:

@@ -270,7 +270,11 @@ def test_report_over_a_real_replay_run(shared_data: Path, tmp_path: Path) -> Non
     assert result.runs == 1 and result.records == 12 == result.records_shown
     assert "background-image:url(data:image/jpeg;base64," in page  # real images, thumbnailed
     assert "gpt-4o (GPT-4o)" in page  # matched to the published row
-    assert "## MOSSBench: measured / published" in result.markdown.read_text(encoding="utf-8")
+    md = result.markdown.read_text(encoding="utf-8")
+    assert "## MOSSBench: measured [95% CI] / published" in md
+    assert "95% intervals: Wilson" in md
+    # the runner's summary.json carries the recorded cost, priced at the shipped table
+    assert "## Cost" in md and "Prices: poise/eval/run/data/prices.toml" in md
 
 
 def test_a_nested_rerun_is_reported_when_passed_itself(sweep: Path, tmp_path: Path) -> None:

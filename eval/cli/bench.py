@@ -26,6 +26,16 @@ def bench(
         str,
         typer.Option(help="judge: whose offline judge, mossbench (refusal) or mssbench (4-class)"),
     ] = "mossbench",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="pipeline: MOSSBench directory whose images the high-concurrency profile "
+            "sends (default: ../shared/data/mossbench when present, else photo-like images)"
+        ),
+    ] = None,
+    high_concurrency: Annotated[
+        bool, typer.Option(help="pipeline: also run the high-concurrency profile (64, 20 ms)")
+    ] = True,
 ) -> None:
     """Measure a pipeline's speed against a local server, or the offline judges' quality."""
     import json
@@ -39,6 +49,8 @@ def bench(
             latency=latency,
             pipeline=pipeline,
             sequential_samples=sequential_samples,
+            high_concurrency=high_concurrency,
+            data=data,
         )
         c = result["concurrent"]
         console.print(
@@ -50,6 +62,15 @@ def bench(
             f"  CPU {c['cpu_ms_per_sample']:.1f} ms per sample (image encoding, graph, client), errors {c['errors']}",
             highlight=False,
         )
+        hc = result.get("high_concurrency")
+        if hc:
+            console.print(
+                f"{pipeline}, high concurrency: {hc['run']['calls']} calls, latency "
+                f"{hc['latency_s']}s, concurrency {hc['concurrency']}, {hc['images']}\n"
+                f"  client CPU {hc['client_cpu_ms_per_call']:.2f} ms per call (net of start-up), "
+                f"{hc['calls_per_s']} calls/s, ratio to ideal {hc['ratio_to_ideal']}x",
+                highlight=False,
+            )
     elif what == "judge":
         from poise.eval.judges.quality_report import judge_report
 

@@ -102,10 +102,14 @@ def test_bootstrap_is_seeded_names_its_method_and_agrees_with_wilson_on_a_propor
     assert other_seed is not None and "seed 1" in other_seed.method
 
 
-def test_bootstrap_of_identical_items_is_the_point() -> None:
+def test_bootstrap_of_identical_items_falls_back_to_wilson_over_the_items() -> None:
+    """Five items all right: no spread to resample, but five items do not prove 100 %."""
     estimate = stats.bootstrap_items([[1, 1]] * 5, stats.ratio)
     assert estimate is not None
-    assert (estimate.low, estimate.value, estimate.high) == (1.0, 1.0, 1.0)
+    wilson = stats.wilson(5, 5)
+    assert estimate.value == 1.0 and estimate.high == 1.0
+    assert estimate.low == pytest.approx(wilson.low) and estimate.low < 0.6
+    assert "Wilson over 5 items" in estimate.method
     assert stats.bootstrap_items(np.zeros((0, 2)), stats.ratio) is None
 
 

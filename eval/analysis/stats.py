@@ -112,7 +112,9 @@ def bootstrap_items(
     axes; NaN where a resample leaves a ratio undefined is ignored by ``np.nanmean`` callers).
     Resampling items, not records, keeps the draws of one item, or the two sides of one
     MSSBench scenario, together. Seeded: the same records give the same interval. When every
-    item gives the same value there is no spread to resample and the interval is the point.
+    item gives the same value (or BCa is undefined) a bootstrap has no spread to show, and a
+    zero-width interval would claim a certainty a few items cannot give: the interval is then
+    Wilson's for the value over the number of items, and the method says so.
     """
     from scipy.stats import bootstrap
 
@@ -122,7 +124,7 @@ def bootstrap_items(
     value = float(statistic(table.sum(axis=0)))
     method = bootstrap_method(seed, n_resamples, unit)
     if table.shape[0] == 1 or np.all(table == table[0]):
-        return Estimate(value, value, value, table.shape[0], method)
+        return _items_wilson(value, table.shape[0], unit, confidence)
 
     def on_indices(indices: np.ndarray, axis: int = -1) -> np.ndarray:
         indices = indices.astype(np.intp)
@@ -142,10 +144,25 @@ def bootstrap_items(
         )
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     if not (np.isfinite(low) and np.isfinite(high)):
-        # BCa is undefined when the resamples barely vary (e.g. one item differs); report
-        # the point rather than a NaN that would break every table downstream.
-        low = high = value
+        # BCa is undefined when the resamples barely vary (e.g. one item differs).
+        return _items_wilson(value, table.shape[0], unit, confidence)
     return Estimate(value, min(low, value), max(high, value), table.shape[0], method)
+
+
+def _items_wilson(value: float, items: int, unit: str, confidence: float) -> Estimate:
+    """Wilson's interval for a rate ``value`` measured over ``items`` units (the fallback of a
+    bootstrap with nothing to resample)."""
+    if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+        return Estimate(value, value, value, items, f"point only ({unit}: no spread)")
+    estimate = wilson(round(value * items), items, confidence)
+    assert estimate is not None
+    return Estimate(
+        value,
+        min(estimate.low, value),
+        max(estimate.high, value),
+        items,
+        f"Wilson over {items} {unit} (a bootstrap had no spread to resample)",
+    )
 
 
 def ratio(sums: np.ndarray) -> np.ndarray:

@@ -395,18 +395,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-@dataclass
-class Estimate:
-    """What one run (one sweep cell) will ask, and what it will cost at the price table."""
+class _LineTotals:
+    """Totals over ``lines`` (one per provider/model and stage): what an estimate and a
+    recorded cost both report."""
 
-    label: str
-    samples: int
-    lines: list[Line] = field(default_factory=list)
-    run_id: str | None = None  # the RunSpec's run_id: summarize pairs an estimate with its run
-    cost: Money = field(default_factory=Money)
-    cost_cap: Money = field(default_factory=Money)  # every call at max_tokens
-    notes: list[str] = field(default_factory=list)
-    prices_as_of: dict[str, str] = field(default_factory=dict)
+    lines: list[Line]
 
     @property
     def calls(self) -> int:
@@ -423,6 +416,20 @@ class Estimate:
     @property
     def output_tokens(self) -> int:
         return sum(line.output_tokens for line in self.lines)
+
+
+@dataclass
+class Estimate(_LineTotals):
+    """What one run (one sweep cell) will ask, and what it will cost at the price table."""
+
+    label: str
+    samples: int
+    lines: list[Line] = field(default_factory=list)
+    run_id: str | None = None  # the RunSpec's run_id: summarize pairs an estimate with its run
+    cost: Money = field(default_factory=Money)
+    cost_cap: Money = field(default_factory=Money)  # every call at max_tokens
+    notes: list[str] = field(default_factory=list)
+    prices_as_of: dict[str, str] = field(default_factory=dict)
 
     @property
     def output_cap_tokens(self) -> int:
@@ -991,28 +998,12 @@ def _sum_money(items: Iterable[Money]) -> Money:
 
 
 @dataclass
-class Cost:
+class Cost(_LineTotals):
     """Recorded calls and tokens of a run, at the price table."""
 
     lines: list[Line] = field(default_factory=list)
     cost: Money = field(default_factory=Money)
     calls_without_usage: int = 0  # the provider reported no token counts for these
-
-    @property
-    def calls(self) -> int:
-        return sum(line.calls for line in self.lines)
-
-    @property
-    def reused_calls(self) -> int:
-        return sum(line.reused for line in self.lines)
-
-    @property
-    def input_tokens(self) -> int:
-        return sum(line.input_tokens for line in self.lines)
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(line.output_tokens for line in self.lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {

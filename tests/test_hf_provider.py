@@ -281,3 +281,11 @@ def test_importing_the_provider_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_registered_default_is_the_models_own() -> None:
+    from poise.agents.models import hf, hf_provider
+    from poise.agents.models.registry import provider_defaults
+
+    assert hf_provider.DEFAULT_MAX_NEW_TOKENS == hf.DEFAULT_MAX_NEW_TOKENS
+    assert provider_defaults("hf/any-model")["max_tokens"] == hf.DEFAULT_MAX_NEW_TOKENS

@@ -1,3 +1,3 @@
 """Import every built-in provider module so that it registers itself."""
 
-from poise.agents.models import api, google, hf, replay  # noqa: F401
+from poise.agents.models import api, google, hf_provider, replay  # noqa: F401

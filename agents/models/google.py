@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from poise.agents.models.api import API_DEFAULTS, note_custom_host
 from poise.agents.models.registry import register_provider
 from poise.agents.retry import call_limits
 from poise.errors import PoiseError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 KEY_VARIABLE = "GOOGLE_API_KEY"
 GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com/"

@@ -36,7 +36,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from poise.agents.models.registry import register_provider
 from poise.extras import require
 from poise.errors import PoiseError
 
@@ -44,8 +43,8 @@ if TYPE_CHECKING:  # only for annotations; importing PIL/torch at runtime is def
     from PIL.Image import Image
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_NEW_TOKENS = 512  # new tokens per answer unless --model-param max_tokens
 
-DEFAULT_MAX_NEW_TOKENS = 512
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_BATCH_WAIT_MS = 5.0
 FALLBACK_IMAGE_TOKEN = "<image>"
@@ -601,12 +600,6 @@ def _load_error(name: str, exc: BaseException) -> PoiseError:
     )
 
 
-@register_provider(
-    "hf",
-    "local transformers vision-language model (one GPU, no server)",
-    example="hf/Qwen/Qwen2-VL-2B-Instruct",
-    defaults={"temperature": 0.0, "max_tokens": DEFAULT_MAX_NEW_TOKENS},
-)
 def make_hf(model: str, *, base_url: str | None = None, **params: Any) -> BaseChatModel:
     """Load ``model`` (a hub repo id or a local directory) in this process."""
     if base_url:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from poise.errors import PoiseError, known_names
 
-ProviderFactory = Callable[..., BaseChatModel]
+if TYPE_CHECKING:  # listing providers imports no LangChain
+    from langchain_core.language_models import BaseChatModel
+
+ProviderFactory = Callable[..., "BaseChatModel"]
 ParamValue = int | float
 
 # The sampling parameters a user may set (--model-param KEY=VALUE), each with its type and

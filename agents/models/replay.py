@@ -14,17 +14,16 @@ its ``benchmark`` field says which benchmark it answers.
 from __future__ import annotations
 
 import json
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from typing import TYPE_CHECKING, Any
 
 from poise.agents.models.registry import register_provider
 from poise.errors import PoiseError, known_names
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 # Run metadata every model call carries (LangChain run metadata): which sample, benchmark and
 # draw (--epochs) it belongs to. Replays answer by sample; batching keys requests by all three.
@@ -71,48 +70,59 @@ def read_recording(path: Path) -> tuple[str, dict[str, str | None], str | None]:
     return label, responses, benchmark
 
 
-class ReplayChatModel(BaseChatModel):
-    """Returns the recorded response for the sample named in the run metadata."""
+@cache
+def replay_model_class() -> type[BaseChatModel]:
+    """The replay chat model class, defined on first use so that listing providers imports
+    no LangChain."""
+    from langchain_core.callbacks import CallbackManagerForLLMRun
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
 
-    recording: str
-    responses: dict[str, str | None]
-    benchmark: str | None = None  # the benchmark the recording answers, when known
+    class ReplayChatModel(BaseChatModel):
+        """Returns the recorded response for the sample named in the run metadata."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "poise-replay"
+        recording: str
+        responses: dict[str, str | None]
+        benchmark: str | None = None  # the benchmark the recording answers, when known
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        metadata = run_manager.metadata if run_manager else {}
-        sample_id = metadata.get(SAMPLE_ID_KEY)
-        asked = metadata.get(BENCHMARK_KEY)
-        if self.benchmark and asked and asked != self.benchmark:
-            # Sample ids repeat across benchmarks (the contrast set reuses the benign pids):
-            # answering anyway would silently score the wrong responses.
-            raise PoiseError(
-                f"replay/{self.recording} holds responses to {self.benchmark}, not {asked}"
+        @property
+        def _llm_type(self) -> str:
+            return "poise-replay"
+
+        def _generate(
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: CallbackManagerForLLMRun | None = None,
+            **kwargs: Any,
+        ) -> ChatResult:
+            metadata = run_manager.metadata if run_manager else {}
+            sample_id = metadata.get(SAMPLE_ID_KEY)
+            asked = metadata.get(BENCHMARK_KEY)
+            if self.benchmark and asked and asked != self.benchmark:
+                # Sample ids repeat across benchmarks (the contrast set reuses the benign pids):
+                # answering anyway would silently score the wrong responses.
+                raise PoiseError(
+                    f"replay/{self.recording} holds responses to {self.benchmark}, not {asked}"
+                )
+            if sample_id is None:
+                raise PoiseError(
+                    "replay models need the sample id in the run metadata (poise run sets it)"
+                )
+            if str(sample_id) not in self.responses:
+                raise PoiseError(f"replay/{self.recording} has no response for sample {sample_id}")
+            text = self.responses[str(sample_id)]
+            message = AIMessage(
+                content=text or "",
+                response_metadata={
+                    "model_name": f"replay/{self.recording}",
+                    "recorded_null": text is None,
+                },
             )
-        if sample_id is None:
-            raise PoiseError(
-                "replay models need the sample id in the run metadata (poise run sets it)"
-            )
-        if str(sample_id) not in self.responses:
-            raise PoiseError(f"replay/{self.recording} has no response for sample {sample_id}")
-        text = self.responses[str(sample_id)]
-        message = AIMessage(
-            content=text or "",
-            response_metadata={
-                "model_name": f"replay/{self.recording}",
-                "recorded_null": text is None,
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return ReplayChatModel
 
 
 @register_provider(
@@ -130,4 +140,4 @@ def make_replay(model: str, *, base_url: str | None = None, **params) -> BaseCha
             f"unknown recording {model!r}; packaged: {known_names(known)}, or pass a JSON file path"
         )
     _, responses, benchmark = read_recording(path)
-    return ReplayChatModel(recording=model, responses=responses, benchmark=benchmark)
+    return replay_model_class()(recording=model, responses=responses, benchmark=benchmark)

@@ -35,11 +35,11 @@ from poise.benchmarks.registry import benchmark_spec
 from poise.benchmarks.sample import Expected, Sample
 from poise.errors import PoiseError
 from poise.eval.judges.base import Verdict, content_version, module_version, register_judge
-from poise.eval.judges.linear_text import LinearTextModel
 from poise.eval.judges.refusal.cuebook import Cue, load_cues
 
 if TYPE_CHECKING:  # model clients load when a judge is built, not when judges are listed
     from poise.agents.models.handle import ModelHandle
+    from poise.eval.judges.linear_text import LinearTextModel
 
 LLM_NAME = "mssbench"
 OFFLINE_NAME = "mssbench-offline"
@@ -199,6 +199,8 @@ WEIGHTS_FILE = "mssbench_linear.json"
 
 @cache
 def _linear_model() -> LinearTextModel:
+    from poise.eval.judges.linear_text import LinearTextModel  # numpy and scikit-learn, on use
+
     return LinearTextModel.load(_weights_path())
 
 

@@ -64,7 +64,13 @@ class ImageRef(BaseModel):
         return self._decode(convert=True)
 
     def check(self) -> str | None:
-        """Decode every pixel (a truncated JPEG fails here) and return the file's format."""
+        """Read the whole file so that a truncated or corrupt image fails here, before it is
+        sent; return the file's format.
+
+        A PNG is verified chunk by chunk (every CRC, through the last data chunk: 0.1 ms for a
+        MOSSBench image) instead of decoded (2.6 ms); other formats, JPEG among them, carry no
+        such checksums and are decoded in full.
+        """
         return self._decode(convert=False)
 
     def _decode(self, *, convert: bool):
@@ -74,8 +80,14 @@ class ImageRef(BaseModel):
             raise PoiseError("this sample has no image; run with --data pointing at the images")
         try:
             with Image.open(self.path) as img:  # opened by content, so WebP named .png works
-                img.load()
-                return img.convert("RGB") if convert else img.format
+                if convert:
+                    img.load()
+                    return img.convert("RGB")
+                if img.format == "PNG":
+                    img.verify()
+                else:
+                    img.load()
+                return img.format
         except FileNotFoundError:
             raise PoiseError(f"image not found: {self.path}; check --data") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -163,6 +163,27 @@ def test_a_truncated_jpeg_fails_before_it_is_sent(tmp_path: Path) -> None:
     assert ImageRef(path=fine).data_url().startswith("data:image/png;base64,")
 
 
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_a_truncated_or_corrupt_png_fails_before_it_is_sent(tmp_path: Path, cut: float) -> None:
+    """PNGs are checked by their chunk CRCs rather than decoded: still caught."""
+    from PIL import Image
+
+    from poise.benchmarks.sample import ImageRef
+    from poise.errors import PoiseError
+
+    path = tmp_path / "cut.png"
+    Image.effect_noise((256, 256), 64).convert("RGB").save(path, format="PNG")
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(data[: int(len(data) * cut)]))
+    with pytest.raises(PoiseError, match="corrupt image"):
+        ImageRef(path=path).check()
+    flipped = tmp_path / "flipped.png"
+    data[len(data) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(PoiseError, match="corrupt image"):
+        ImageRef(path=flipped).check()
+
+
 def test_exclude_skips_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = cli(
         capsys, "run", *REPLAY, "--limit", "3", "--exclude", "2", "--out", str(tmp_path)

@@ -273,9 +273,3 @@ def _bench_today(
             f"{concurrent['samples']} (a sequential run of all would take minutes)"
         ),
     }
-
-
-def bench_judge(repeats: int = 3) -> dict[str, Any]:
-    from poise.eval.judges.calibration import bench_offline_judge
-
-    return bench_offline_judge(repeats=repeats)

@@ -61,3 +61,19 @@ def build_mossbench_dir(root: Path, n: int = 6, *, missing: tuple[str, ...] = ()
 @pytest.fixture
 def tiny_mossbench(tmp_path: Path) -> Path:
     return build_mossbench_dir(tmp_path / "mossbench", 6, missing=("5",))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run ``poise ARGS`` in this process (as the console script does); exit status and stderr."""
+    from poise.eval.cli import main
+
+    argv = sys.argv
+    sys.argv = ["poise", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err

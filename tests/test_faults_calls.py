@@ -7,19 +7,17 @@ over real HTTP, so the openai client, LangChain and Poise's retry layer are all 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import build_mossbench_dir
+from conftest import build_mossbench_dir, cli
 from fault_server import FaultServer
 
 from poise.agents import retry
 from poise.agents.invoke import MAX_OUTPUT_CHARS
 from poise.agents.models import api
-from poise.eval.cli import main
 
 FOREIGN_KEY = "sk-foreign-openai-KEY-0123456789"
 
@@ -32,20 +30,6 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     api._noted_hosts.clear()
     yield
     retry.reset_calls()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """Run ``poise ARGS`` in this process; exit status and stderr."""
-    argv = sys.argv
-    sys.argv = ["poise", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
 
 
 def run_args(server: FaultServer, data: Path, out: Path, *extra: str) -> list[str]:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import build_mossbench_dir, write_png
+from conftest import build_mossbench_dir, cli, write_png
 
 from poise.agents import retry
-from poise.eval.cli import main
 from poise.eval.csvsafe import neutralise
 from poise.eval.run.lock import HOLDER_FILE, RunLock
 from poise.eval.run.records import write_json
@@ -28,19 +26,6 @@ REPLAY = ("--model", "replay/gpt-4o", "--no-progress")
 def _reset() -> None:
     yield
     retry.reset_calls()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    argv = sys.argv
-    sys.argv = ["poise", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
 
 
 def one_line_error(code: int, err: str, *needles: str) -> None:

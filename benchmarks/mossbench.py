@@ -171,6 +171,8 @@ class _KeyedObject(dict):
         super().__init__(pairs)
         seen: set[str] = set()
         self.repeated: list[str] = []
+        if len(self) == len(pairs):  # no key repeated: nothing to find (the common case)
+            return
         for key, _ in pairs:
             if key in seen:
                 self.repeated.append(key)

@@ -9,12 +9,18 @@ Two profiles, both against a server that decodes every image as a real vision se
 (it shares the cores with the client, so it costs what a real one would):
 
 * today's (concurrency 16, 0.2 s per request): is Poise within reach of the ideal when the
-  server is slow, as API models are;
+  server is slow, as API models are. Measured as a user meets it: ``poise run`` in its own
+  process, start-up, judging and the summary included, split into start-up (to the first
+  request), calls (to the last answer) and tail (to the exit);
 * high concurrency (64, 20 ms, the 289 MOSSBench samples with their real images when a data
   directory has them, photo-like images of the same size otherwise): a fast local server such
   as vLLM, where the client's CPU per call is the bottleneck. It reports client CPU per call
   net of start-up (a 2-sample warm-up run pays lazy imports and first connections first) and
   calls per second.
+
+And start-up (:func:`bench_startup`): ``poise --help`` and ``poise list ...`` whole, ``poise
+run`` to its first request, beside a process that only imports the libraries on that path
+(the floor no change in Poise can go under), each the median of a few interleaved runs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,27 +47,49 @@ MOSSBENCH_WITH_IMAGES = 289  # samples of MOSSBench that have an image
 
 
 def _serve(latency: float, conn: Any) -> None:
-    from poise.eval.testing.openai_server import MockOpenAIServer
+    from poise.eval.testing.openai_server import MockOpenAIServer, default_reply
 
-    with MockOpenAIServer(latency=latency, decode_images=True) as server:
+    stamps: list[float] = []  # wall clock of the first and of the latest answer
+
+    def reply(request: Any) -> Any:
+        now = time.time()  # comparable with the client's process: one machine, one clock
+        stamps[:] = [stamps[0] if stamps else now, now]
+        return default_reply(request)
+
+    with MockOpenAIServer(reply, latency=latency, decode_images=True) as server:
         conn.send(server.base_url)
-        conn.recv()  # block until the parent says stop
+        while conn.recv() == "stamps":  # anything else means stop
+            conn.send(list(stamps))
+            stamps.clear()
         conn.send(_cpu_seconds())  # the server's own CPU, to show what it shared the cores with
 
 
 class _ServerProcess:
+    """The mock server in its own process, so its CPU is not counted as the client's."""
+
     def __init__(self, latency: float) -> None:
         self.latency = latency
         self.cpu_s: float | None = None
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> _ServerProcess:
         parent, child = multiprocessing.Pipe()
         self.conn = parent
         self.process = multiprocessing.get_context("spawn").Process(
             target=_serve, args=(self.latency, child), daemon=True
         )
         self.process.start()
-        return parent.recv()
+        self.base_url: str = parent.recv()
+        return self
+
+    def stamps(self) -> tuple[float, float] | None:
+        """``(first, last)`` wall-clock times of the answers since the last call, or None.
+
+        An answer leaves ``latency`` after its request arrived, so the first request
+        arrived at ``first - latency``.
+        """
+        self.conn.send("stamps")
+        got = self.conn.recv()
+        return (got[0], got[1]) if got else None
 
     def __exit__(self, *exc: object) -> None:
         self.conn.send("stop")
@@ -159,9 +190,12 @@ def bench_pipeline(
     data: str | Path | None = None,
     hc_concurrency: int = 64,
     hc_latency: float = 0.02,
+    startup: bool = True,
+    repeats: int = 5,
 ) -> dict[str, Any]:
     """Concurrent run of ``samples`` vs a sequential run of ``sequential_samples``, same server;
-    then (``high_concurrency``) the high-concurrency profile under ``"high_concurrency"``."""
+    then (``high_concurrency``) the high-concurrency profile under ``"high_concurrency"`` and
+    (``startup``) start-up under ``"startup"``."""
     result = _bench_today(
         samples=samples,
         concurrency=concurrency,
@@ -173,6 +207,8 @@ def bench_pipeline(
         result["high_concurrency"] = bench_high_concurrency(
             pipeline=pipeline, data=data, concurrency=hc_concurrency, latency=hc_latency
         )
+    if startup:
+        result["startup"] = bench_startup(repeats=repeats)
     return result
 
 
@@ -194,8 +230,8 @@ def bench_high_concurrency(
     real = real_mossbench(data)
     with tempfile.TemporaryDirectory(prefix="poise-bench-hc-") as tmp:
         root = real or synthetic_mossbench(Path(tmp) / "data", samples)
-        server = _ServerProcess(latency)
-        with server as base_url:
+        with _ServerProcess(latency) as server:
+            base_url = server.base_url
 
             def spec(limit: int) -> RunSpec:
                 return RunSpec(
@@ -230,6 +266,75 @@ def bench_high_concurrency(
     }
 
 
+def _poise(*args: str) -> list[str]:
+    """The ``poise`` command as a user runs it, with this interpreter."""
+    return [sys.executable, "-m", "poise", *args]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_run(
+    server: _ServerProcess,
+    *,
+    data: Path,
+    out: Path,
+    pipeline: str,
+    concurrency: int,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """``poise run`` in its own process against ``server``; wall time split into phases.
+
+    ``startup_s``: spawn to the first request (the first answer minus the latency);
+    ``calls_s``: first request to the last answer; ``tail_s``: last answer to the exit
+    (judging, summary, tables).
+    """
+    server.stamps()  # forget earlier answers
+    command = _poise(
+        "run",
+        "--model",
+        "openai-compatible/mock-model",
+        "--base-url",
+        server.base_url,
+        "--data",
+        str(data),
+        "--pipeline",
+        pipeline,
+        "--concurrency",
+        str(concurrency),
+        "--out",
+        str(out),
+        "--no-progress",
+        *(["--limit", str(limit)] if limit else []),
+    )
+    cpu0, start = _children_cpu(), time.time()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    end, cpu = time.time(), _children_cpu() - cpu0
+    if done.returncode != 0:
+        from poise.errors import PoiseError
+
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PoiseError(f"poise run failed in the benchmark (exit {done.returncode}): {last}")
+    stamps = server.stamps()
+    records = [r for f in sorted(out.rglob(RECORDS_FILE)) for r in read_records(f)]
+    calls = sum(len(r.calls) for r in records)
+    first = stamps[0] - server.latency if stamps else end
+    last = stamps[1] if stamps else end
+    return {
+        "samples": len(records),
+        "errors": sum(1 for r in records if r.error),
+        "calls": calls,
+        "wall_s": round(end - start, 3),
+        "startup_s": round(first - start, 3),
+        "calls_s": round(last - first, 3),
+        "tail_s": round(end - last, 3),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_sample": round(1000 * cpu / max(len(records), 1), 2),
+    }
+
+
 def _bench_today(
     *,
     samples: int,
@@ -238,26 +343,31 @@ def _bench_today(
     pipeline: str,
     sequential_samples: int,
 ) -> dict[str, Any]:
-    """Today's profile: slow server, concurrency 16; whole runs against the ideal."""
+    """Today's profile: slow server, concurrency 16; whole ``poise run`` processes."""
     with tempfile.TemporaryDirectory(prefix="poise-bench-") as tmp:
         data = synthetic_mossbench(Path(tmp) / "data", samples)
-        with _ServerProcess(latency) as base_url:
-
-            def spec(limit: int) -> RunSpec:
-                return RunSpec(
-                    benchmark="mossbench",
-                    data=str(data),
-                    model="openai-compatible/mock-model",
-                    base_url=base_url,
-                    pipeline=pipeline,
-                    selection=Selection(limit=limit),
-                )
-
-            concurrent = _timed_run(spec(samples), Path(tmp) / "concurrent", concurrency)
-            sequential = _timed_run(spec(sequential_samples), Path(tmp) / "sequential", 1)
+        with _ServerProcess(latency) as server:
+            concurrent = _process_run(
+                server,
+                data=data,
+                out=Path(tmp) / "concurrent",
+                pipeline=pipeline,
+                concurrency=concurrency,
+            )
+            sequential = _process_run(
+                server,
+                data=data,
+                out=Path(tmp) / "sequential",
+                pipeline=pipeline,
+                concurrency=1,
+                limit=sequential_samples,
+            )
     ideal = concurrent["calls"] * latency / concurrency
-    per_sample_seq = sequential["wall_s"] / max(sequential["samples"], 1)
-    sequential_estimate = per_sample_seq * concurrent["samples"]
+    # The sequential run's calls phase per sample, scaled; start-up and tail paid once.
+    per_sample_seq = sequential["calls_s"] / max(sequential["samples"], 1)
+    sequential_estimate = (
+        per_sample_seq * concurrent["samples"] + concurrent["startup_s"] + concurrent["tail_s"]
+    )
     return {
         "pipeline": pipeline,
         "latency_s": latency,
@@ -269,7 +379,90 @@ def _bench_today(
         "sequential_wall_s_for_all_samples": round(sequential_estimate, 2),
         "speedup_vs_sequential": round(sequential_estimate / concurrent["wall_s"], 2),
         "note": (
-            f"sequential measured on {sequential['samples']} samples and scaled to "
-            f"{concurrent['samples']} (a sequential run of all would take minutes)"
+            f"whole process, start-up and tail included; sequential measured on "
+            f"{sequential['samples']} samples and scaled to {concurrent['samples']}"
         ),
+    }
+
+
+# What ``poise run`` cannot start without: the CLI, the chat-model interface, the graph
+# runtime, the HTTP client, images, the run lock. Importing them and nothing else is the
+# floor of the time to the first request.
+FLOOR_IMPORTS = (
+    "typer, pydantic, asyncio, langchain_core.language_models.chat_models, langgraph.graph, "
+    "httpx2, PIL.Image, filelock"
+)
+STARTUP_COMMANDS: dict[str, tuple[str, ...]] = {
+    "poise --help": ("--help",),
+    "poise list pipelines": ("list", "pipelines"),
+    "poise list models": ("list", "models"),
+    "poise list judges": ("list", "judges"),
+    "poise list benchmarks": ("list", "benchmarks"),
+    "poise list prompts": ("list", "prompts"),
+}
+
+
+def _wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        from poise.errors import PoiseError
+
+        raise PoiseError(f"{' '.join(command[2:])} failed in the benchmark: exit {done.returncode}")
+    return wall
+
+
+def _import_floor() -> float:
+    """Seconds from spawning a Python process to the end of its imports of the libraries on
+    ``poise run``'s path (measured like the first request: mid-process, not at its exit)."""
+    script = f"import {FLOOR_IMPORTS}\nimport time\nprint(time.time())"
+    start = time.time()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip()) - start
+
+
+def bench_startup(
+    *, repeats: int = 5, pipelines: tuple[str, ...] = ("baseline", "poise")
+) -> dict[str, Any]:
+    """Start-up of the commands and of ``poise run``, the median of ``repeats`` rounds.
+
+    Rounds interleave every measurement, so a burst of load on a shared machine lands on all
+    of them rather than on one. ``poise run`` runs one sample against a server with no
+    latency; its figure is the time from spawning the process to the first request.
+    """
+    times: dict[str, list[float]] = {name: [] for name in STARTUP_COMMANDS}
+    first: dict[str, list[float]] = {p: [] for p in pipelines}
+    floor: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="poise-bench-start-") as tmp:
+        data = synthetic_mossbench(Path(tmp) / "data", 1)
+        with _ServerProcess(0.0) as server:
+            for round_ in range(repeats):
+                floor.append(_import_floor())
+                for name, args in STARTUP_COMMANDS.items():
+                    times[name].append(_wall(_poise(*args)))
+                for pipeline in pipelines:
+                    run = _process_run(
+                        server,
+                        data=data,
+                        out=Path(tmp) / f"{pipeline}-{round_}",
+                        pipeline=pipeline,
+                        concurrency=1,
+                        limit=1,
+                    )
+                    first[pipeline].append(run["startup_s"])
+
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values), 3)
+
+    return {
+        "repeats": repeats,
+        "commands_s": {name: median(values) for name, values in times.items()},
+        "run_to_first_request_s": {p: median(values) for p, values in first.items()},
+        "import_floor_s": median(floor),
+        "import_floor": f"a process that only runs 'import {FLOOR_IMPORTS}'",
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }

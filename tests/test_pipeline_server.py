@@ -125,7 +125,9 @@ def test_server_failing_every_fifth_request_still_records_each_sample_once(
         assert server.failures >= 6
     records = read_records(result.directory / "records.jsonl")
     assert Counter(r.sample_id for r in records) == Counter({str(i): 1 for i in range(1, 9)})
-    assert all(r.error is None and len(r.calls) == 4 for r in records)
+    assert all(r.error is None and len(r.calls) == 4 for r in records), [
+        (r.sample_id, r.error, len(r.calls)) for r in records
+    ]
 
 
 def test_stage_model_names_the_model_of_every_call(tmp_path: Path) -> None:

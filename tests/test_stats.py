@@ -22,15 +22,22 @@ def wilson_formula(k: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-@pytest.mark.parametrize(("k", "n"), [(0, 10), (5, 10), (10, 10), (3, 7), (58, 100)])
-def test_wilson_matches_the_closed_form(k: int, n: int) -> None:
-    estimate = stats.wilson(k, n)
+@pytest.mark.parametrize(
+    ("k", "n"), [(0, 1), (1, 1), (0, 10), (5, 10), (10, 10), (3, 7), (58, 100), (299, 300)]
+)
+@pytest.mark.parametrize("confidence", [0.95, 0.9, 0.99])
+def test_wilson_matches_scipy(k: int, n: int, confidence: float) -> None:
+    from scipy.stats import binomtest
+
+    estimate = stats.wilson(k, n, confidence)
     assert estimate is not None
-    low, high = wilson_formula(k, n)
-    assert estimate.low == pytest.approx(low, abs=1e-9)
-    assert estimate.high == pytest.approx(high, abs=1e-9)
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    assert estimate.low == pytest.approx(ci.low, abs=1e-12)
+    assert estimate.high == pytest.approx(ci.high, abs=1e-12)
     assert estimate.value == k / n and estimate.n == n
-    assert estimate.method == "Wilson 95%"
+    assert estimate.method == (
+        "Wilson 95%" if confidence == 0.95 else f"Wilson {100 * confidence:g}%"
+    )
 
 
 @pytest.mark.parametrize(

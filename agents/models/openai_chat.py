@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from functools import cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -155,11 +156,24 @@ def sdk_headers(api_key: str, timeout: float) -> dict[str, str]:
     return headers
 
 
+@cache
+def _tls_context() -> Any:
+    """httpx2's default verifying TLS context (``verify=True``), built once per process.
+
+    Loading the CA certificates takes 25 ms; every model (stage models, judges) gets its own
+    pool, and they can all share one context, which is safe across clients and threads.
+    """
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
 def default_http_client() -> Any:
     """``openai.DefaultAsyncHttpxClient``'s settings, without importing openai (0.3 s)."""
     import httpx2
 
     return httpx2.AsyncClient(
+        verify=_tls_context(),
         timeout=httpx2.Timeout(timeout=600.0, connect=5.0),
         limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
         follow_redirects=True,

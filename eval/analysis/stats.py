@@ -6,7 +6,8 @@ correction) rather than hand-written formulas, and every result carries the name
 method, so a reader of ``summary.json`` or of a comparison knows what the interval means:
 
 - :func:`wilson`: a proportion of independent items (Wilson score interval, 95 %), which
-  keeps sensible bounds at 0 % and 100 % where the textbook normal interval collapses;
+  keeps sensible bounds at 0 % and 100 % where the textbook normal interval collapses
+  (the closed form, checked against scipy's in the tests, as scipy.stats is slow to import);
 - :func:`bootstrap_items`: a statistic over items that is not one proportion (MSSBench's
   average of safe and unsafe accuracy, pair accuracy, repeated draws of one item, a paired
   difference): items are resampled whole, so draws or sides of one item stay together.
@@ -21,11 +22,14 @@ Proportions are fractions in ``[0, 1]`` here; metrics and reports turn them into
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy (60 ms) loads with the first bootstrap, not with `poise run`
+    import numpy as np
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -78,18 +82,26 @@ class PairedTest:
 
 
 def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Estimate | None:
-    """The proportion ``successes / n`` with its Wilson score interval; None when ``n`` is 0."""
-    from scipy.stats import binomtest
+    """The proportion ``successes / n`` with its Wilson score interval; None when ``n`` is 0.
 
+    Wilson's closed form with the normal quantile from :class:`statistics.NormalDist`:
+    scipy's ``binomtest(...).proportion_ci(method="wilson")`` gives the same bounds (tested
+    to 1e-12) but importing ``scipy.stats`` costs 0.6-1.5 s, paid by every ``poise run`` at
+    its summary for a two-line formula.
+    """
     if n <= 0:
         return None
     if not 0 <= successes <= n:
         raise ValueError(f"successes {successes} must lie between 0 and n = {n}")
-    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return Estimate(
-        value=successes / n,
-        low=float(ci.low),
-        high=float(ci.high),
+        value=p,
+        low=max(0.0, centre - half),
+        high=min(1.0, centre + half),
         n=n,
         method=WILSON if confidence == CONFIDENCE else f"Wilson {100 * confidence:g}%",
     )
@@ -116,6 +128,7 @@ def bootstrap_items(
     zero-width interval would claim a certainty a few items cannot give: the interval is then
     Wilson's for the value over the number of items, and the method says so.
     """
+    import numpy as np
     from scipy.stats import bootstrap
 
     table = np.asarray(columns, dtype=float)
@@ -152,6 +165,8 @@ def bootstrap_items(
 def _items_wilson(value: float, items: int, unit: str, confidence: float) -> Estimate:
     """Wilson's interval for a rate ``value`` measured over ``items`` units (the fallback of a
     bootstrap with nothing to resample)."""
+    import numpy as np
+
     if not np.isfinite(value) or not 0.0 <= value <= 1.0:
         return Estimate(value, value, value, items, f"point only ({unit}: no spread)")
     estimate = wilson(round(value * items), items, confidence)
@@ -177,6 +192,8 @@ def mean_of_ratios(sums: np.ndarray) -> np.ndarray:
     (``[safe_right, safe_n, unsafe_right, unsafe_n]``); a side absent from a resample is
     left out, as it is left out of the point estimate when a run has only one side.
     """
+    import numpy as np
+
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = sums[..., 0::2] / sums[..., 1::2]
         return np.nanmean(ratios, axis=-1)

@@ -36,6 +36,12 @@ def bench(
     high_concurrency: Annotated[
         bool, typer.Option(help="pipeline: also run the high-concurrency profile (64, 20 ms)")
     ] = True,
+    startup: Annotated[
+        bool, typer.Option(help="pipeline: also time start-up (commands, run to first request)")
+    ] = True,
+    repeats: Annotated[
+        int, typer.Option(help="pipeline: start-up rounds, the median is reported", min=1)
+    ] = 5,
 ) -> None:
     """Measure a pipeline's speed against a local server, or the offline judges' quality."""
     import json
@@ -51,12 +57,15 @@ def bench(
             sequential_samples=sequential_samples,
             high_concurrency=high_concurrency,
             data=data,
+            startup=startup,
+            repeats=repeats,
         )
         c = result["concurrent"]
         console.print(
             f"{pipeline}: {c['samples']} samples, {c['calls']} calls, latency {latency}s, concurrency {concurrency}\n"
-            f"  measured {c['wall_s']:.2f}s   ideal (calls x latency / concurrency) {result['ideal_wall_s']:.2f}s"
-            f"   ratio {result['ratio_to_ideal']:.2f}x\n"
+            f"  poise run, whole process {c['wall_s']:.2f}s (start-up {c['startup_s']:.2f}s, calls "
+            f"{c['calls_s']:.2f}s, tail {c['tail_s']:.2f}s)   ideal (calls x latency / concurrency) "
+            f"{result['ideal_wall_s']:.2f}s   ratio {result['ratio_to_ideal']:.2f}x\n"
             f"  sequential {result['sequential_wall_s_for_all_samples']:.1f}s ({result['note']})"
             f"   speedup {result['speedup_vs_sequential']:.1f}x\n"
             f"  CPU {c['cpu_ms_per_sample']:.1f} ms per sample (image encoding, graph, client), errors {c['errors']}",
@@ -69,6 +78,16 @@ def bench(
                 f"{hc['latency_s']}s, concurrency {hc['concurrency']}, {hc['images']}\n"
                 f"  client CPU {hc['client_cpu_ms_per_call']:.2f} ms per call (net of start-up), "
                 f"{hc['calls_per_s']} calls/s, ratio to ideal {hc['ratio_to_ideal']}x",
+                highlight=False,
+            )
+        st = result.get("startup")
+        if st:
+            commands = ", ".join(f"{k} {v:.2f}s" for k, v in st["commands_s"].items())
+            firsts = ", ".join(f"{k} {v:.2f}s" for k, v in st["run_to_first_request_s"].items())
+            console.print(
+                f"start-up, median of {st['repeats']} interleaved rounds: {commands}\n"
+                f"  poise run to its first request: {firsts}; importing the libraries on that "
+                f"path and nothing else: {st['import_floor_s']:.2f}s",
                 highlight=False,
             )
     elif what == "judge":

@@ -192,7 +192,6 @@ def run(
     print the measured refusal rates next to the paper's.
     """
     from poise.benchmarks.filters import parse_stimulus_types
-    from poise.eval.report.tables import print_run_tables
     from poise.eval.run.cost import load_prices
     from poise.eval.run.runner import Runner, RunSpec, Selection
 
@@ -269,6 +268,8 @@ def run(
     if dry_run:
         print_estimates(console, estimates, price_table)
         return
+    from poise.eval.report.tables import print_run_tables  # after the run: not on its way
+
     print_run_tables(console, [r.summary for r in results])
     print_epoch_lines([r.summary for r in results])
 
@@ -356,7 +357,6 @@ def sweep(
 ) -> None:
     """Run a grid of benchmarks x models x pipelines x system prompts, reusing shared stages."""
     from poise.benchmarks.filters import parse_stimulus_types
-    from poise.eval.report.tables import print_run_tables
     from poise.eval.run.cost import load_prices
     from poise.eval.run.runner import RunSpec, Selection
     from poise.eval.run.sweep import plan, run_sweep
@@ -417,6 +417,8 @@ def sweep(
         )
     except KeyboardInterrupt:
         raise interrupted(f"sweep {out}") from None
+    from poise.eval.report.tables import print_run_tables
+
     print_run_tables(console, result.summaries)
     print_epoch_lines(result.summaries)
     console.print(

@@ -87,7 +87,8 @@ def bench(
             console.print(
                 f"start-up, median of {st['repeats']} interleaved rounds: {commands}\n"
                 f"  poise run to its first request: {firsts}; importing the libraries on that "
-                f"path and nothing else: {st['import_floor_s']:.2f}s",
+                f"path and nothing else: {st['import_floor_s']:.2f}s; bytecode cache "
+                f"{st['bytecode_cache']}",
                 highlight=False,
             )
     elif what == "judge":

@@ -7,6 +7,7 @@ heavy imports inside the commands, so ``poise --help`` stays fast.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from rich.markup import escape
@@ -15,7 +16,7 @@ from poise.errors import Interrupted, PoiseError
 from poise.eval.cli import bench, compare, diagnosis, export, judging, listing, reporting, run  # noqa: F401
 from poise.eval.cli.app import app, err_console
 
-__all__ = ["app", "main"]
+__all__ = ["app", "entry", "main"]
 
 
 def main() -> None:
@@ -47,5 +48,21 @@ def main() -> None:
         sys.exit(2)
 
 
+def entry() -> None:
+    """The ``poise`` executable: :func:`main`, then a quick exit.
+
+    At exit CPython collects the reference cycles of every module LangChain and LangGraph
+    loaded: 0.3-0.5 s after the work is done and the results are on disk (measured here:
+    0.40 s, 0.035 s with the collector frozen). Freezing it first skips that collection only:
+    atexit handlers run, streams are flushed, files written with ``with`` are closed already,
+    and what sits in a cycle is left to the operating system, as any process exit does. Not
+    in :func:`main` itself: tests call ``main()`` many times in one long-lived process.
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    main()
+    entry()

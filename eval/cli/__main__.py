@@ -1,5 +1,5 @@
 """``python -m poise.eval.cli`` is the ``poise`` command."""
 
-from poise.eval.cli import main
+from poise.eval.cli import entry
 
-main()
+entry()

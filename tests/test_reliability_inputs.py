@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,20 @@ def test_run_json_has_provenance_and_no_secrets(
     for secret in ("hunter2pw", "QUERYSECRET", "sk-provenance", "alice:"):
         assert secret not in text
     assert "127.0.0.1:9" in stored["base_url"]
+
+
+def test_provenance_names_the_commit_of_the_checkout_it_runs_from() -> None:
+    from poise.eval.run import provenance as provenance_module
+
+    root = Path(provenance_module.__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not run from a git checkout")
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    found = provenance_module.git_commit()
+    assert found is not None and found["commit"] == head
+    assert isinstance(found["dirty"], bool)
 
 
 def test_redaction_of_url_credentials_and_echoed_keys(monkeypatch: pytest.MonkeyPatch) -> None:

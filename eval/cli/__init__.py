@@ -48,16 +48,27 @@ def main() -> None:
         sys.exit(2)
 
 
+# Allocations between young-generation collections (CPython's default: 700). Import-heavy
+# start-up and per-call pydantic and LangGraph objects trigger hundreds of collections that
+# find little: measured here, 0.11 s of collection before `poise run`'s first request and
+# 0.29 ms per call on the high-concurrency profile, against 0.08 s and 0.01 ms at 10,000.
+# The older generations keep their defaults, so long runs still reclaim cycles.
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
 def entry() -> None:
-    """The ``poise`` executable: :func:`main`, then a quick exit.
+    """The ``poise`` executable: :func:`main` with the collector tuned for a short-lived CLI.
 
     At exit CPython collects the reference cycles of every module LangChain and LangGraph
     loaded: 0.3-0.5 s after the work is done and the results are on disk (measured here:
     0.40 s, 0.035 s with the collector frozen). Freezing it first skips that collection only:
     atexit handlers run, streams are flushed, files written with ``with`` are closed already,
     and what sits in a cycle is left to the operating system, as any process exit does. Not
-    in :func:`main` itself: tests call ``main()`` many times in one long-lived process.
+    in :func:`main` itself: tests call ``main()`` many times in one long-lived process, and a
+    library imported by someone else's program leaves the collector alone.
     """
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
     try:
         main()
     finally:

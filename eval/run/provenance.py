@@ -31,7 +31,9 @@ KEY_PACKAGES = (
     "pillow",
     "pydantic",
 )
-_SOURCE = Path(__file__).resolve().parent.parent  # the checkout root when run from source
+# The checkout root when run from source: poise.eval is the checkout's eval/ directory, so
+# this file is <root>/eval/run/provenance.py (installed, it is inside site-packages, no .git).
+_SOURCE = Path(__file__).resolve().parents[2]
 
 
 def _version(package: str) -> str | None:

@@ -33,13 +33,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-from functools import cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr, SecretStr
+
+from poise.agents.models import tls
 
 try:  # orjson comes with langsmith on CPython; json otherwise (same bytes on the wire)
     import orjson
@@ -156,24 +157,12 @@ def sdk_headers(api_key: str, timeout: float) -> dict[str, str]:
     return headers
 
 
-@cache
-def _tls_context() -> Any:
-    """httpx2's default verifying TLS context (``verify=True``), built once per process.
-
-    Loading the CA certificates takes 25 ms; every model (stage models, judges) gets its own
-    pool, and they can all share one context, which is safe across clients and threads.
-    """
-    import httpx2
-
-    return httpx2.create_ssl_context()
-
-
 def default_http_client() -> Any:
     """``openai.DefaultAsyncHttpxClient``'s settings, without importing openai (0.3 s)."""
     import httpx2
 
     return httpx2.AsyncClient(
-        verify=_tls_context(),
+        verify=tls.context(),
         timeout=httpx2.Timeout(timeout=600.0, connect=5.0),
         limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
         follow_redirects=True,

@@ -59,3 +59,14 @@ def test_the_server_reports_when_it_answered(tmp_path: Path) -> None:
         )
         assert run["calls"] == 2
         assert server.stamps() is None  # the run took its stamps
+
+
+def test_high_concurrency_counts_cpu_per_call_after_a_warm_up() -> None:
+    result = bench.bench_high_concurrency(
+        pipeline="baseline", concurrency=4, latency=0.0, samples=4, warmup_samples=1
+    )
+    assert result["warmup"]["samples"] == 1
+    assert (result["run"]["samples"], result["run"]["calls"], result["run"]["errors"]) == (4, 4, 0)
+    per_call = 1000 * result["run"]["cpu_s"] / result["run"]["calls"]
+    assert result["client_cpu_ms_per_call"] == pytest.approx(per_call, abs=0.01)
+    assert result["images"].startswith(("real", "synthetic"))

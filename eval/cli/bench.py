@@ -68,7 +68,7 @@ def bench(
             f"{result['ideal_wall_s']:.2f}s   ratio {result['ratio_to_ideal']:.2f}x\n"
             f"  sequential {result['sequential_wall_s_for_all_samples']:.1f}s ({result['note']})"
             f"   speedup {result['speedup_vs_sequential']:.1f}x\n"
-            f"  CPU {c['cpu_ms_per_sample']:.1f} ms per sample (image encoding, graph, client), errors {c['errors']}",
+            f"  CPU {c['cpu_ms_per_sample']:.1f} ms per sample for the whole process (start-up, images, graph, client, judge), errors {c['errors']}",
             highlight=False,
         )
         hc = result.get("high_concurrency")

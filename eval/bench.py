@@ -287,9 +287,10 @@ def _process_run(
 ) -> dict[str, Any]:
     """``poise run`` in its own process against ``server``; wall time split into phases.
 
-    ``startup_s``: spawn to the first request (the first answer minus the latency);
-    ``calls_s``: first request to the last answer; ``tail_s``: last answer to the exit
-    (judging, summary, tables).
+    ``startup_s``: spawn to the first request (the first answer minus the latency, so the
+    server's decoding of the first image, a few ms, counts against Poise); ``calls_s``: first
+    request to the last answer; ``tail_s``: last answer to the exit (the last judging, summary,
+    tables). Wall clocks of two processes on one machine are compared, hence ``time.time``.
     """
     server.stamps()  # forget earlier answers
     command = _poise(

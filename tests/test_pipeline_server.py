@@ -113,8 +113,8 @@ def test_server_failing_every_fifth_request_still_records_each_sample_once(
     tmp_path: Path, monkeypatch
 ) -> None:
     # A retry lands on another multiple of 5 about one time in five, depending on how the
-    # other samples' requests interleave: with 3 retries one sample in a few hundred runs ran
-    # out of them under load. 8 make that about 1 in 400,000; failing is not what is tested.
+    # other samples' requests interleave: with 3 retries a sample ran out of them once, in a
+    # full suite on a loaded machine. With 8, four in a million; failing is not what is tested.
     monkeypatch.setenv("POISE_MAX_RETRIES", "8")
     data = build_mossbench_dir(tmp_path / "data", 8)
     with MockOpenAIServer(reply=scripted, fail_every=5, retry_after=0.01) as server:

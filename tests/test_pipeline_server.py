@@ -114,7 +114,8 @@ def test_server_failing_every_fifth_request_still_records_each_sample_once(
 ) -> None:
     # A retry lands on another multiple of 5 about one time in five, depending on how the
     # other samples' requests interleave: with 3 retries a sample ran out of them once, in a
-    # full suite on a loaded machine. With 8, four in a million; failing is not what is tested.
+    # full suite on a loaded machine. With 8 (0.2^8 per failure, ~8 failures a run) about once in
+    # 50,000 runs; failing is not what is tested.
     monkeypatch.setenv("POISE_MAX_RETRIES", "8")
     data = build_mossbench_dir(tmp_path / "data", 8)
     with MockOpenAIServer(reply=scripted, fail_every=5, retry_after=0.01) as server:

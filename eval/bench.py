@@ -192,6 +192,7 @@ def bench_pipeline(
     hc_latency: float = 0.02,
     startup: bool = True,
     repeats: int = 5,
+    profile: int = 0,
 ) -> dict[str, Any]:
     """Concurrent run of ``samples`` vs a sequential run of ``sequential_samples``, same server;
     then (``high_concurrency``) the high-concurrency profile under ``"high_concurrency"`` and
@@ -205,7 +206,11 @@ def bench_pipeline(
     )
     if high_concurrency:
         result["high_concurrency"] = bench_high_concurrency(
-            pipeline=pipeline, data=data, concurrency=hc_concurrency, latency=hc_latency
+            pipeline=pipeline,
+            data=data,
+            concurrency=hc_concurrency,
+            latency=hc_latency,
+            profile=profile,
         )
     if startup:
         result["startup"] = bench_startup(repeats=repeats)
@@ -220,12 +225,16 @@ def bench_high_concurrency(
     latency: float = 0.02,
     samples: int = MOSSBENCH_WITH_IMAGES,
     warmup_samples: int = 2,
+    profile: int = 0,
 ) -> dict[str, Any]:
     """Client CPU per call, net of start-up, against a fast image-decoding server.
 
     Start-up (imports, the first connections, lazy provider imports) is paid by a warm-up run
     of ``warmup_samples`` before the measured run, so the CPU per call is the steady state a
-    long run sees. The server runs in its own process; its CPU is reported beside.
+    long run sees. The server runs in its own process; its CPU is reported beside. With
+    ``profile`` > 0, one more run of the same samples goes under cProfile after the measured
+    one (so the profiler's overhead stays out of the figures), and its top ``profile``
+    functions by own time are returned under ``"profile"``.
     """
     real = real_mossbench(data)
     with tempfile.TemporaryDirectory(prefix="poise-bench-hc-") as tmp:
@@ -245,6 +254,13 @@ def bench_high_concurrency(
 
             warmup = _timed_run(spec(warmup_samples), Path(tmp) / "warmup", concurrency)
             run = _timed_run(spec(samples), Path(tmp) / "run", concurrency)
+            top = (
+                _profiled(
+                    lambda: _timed_run(spec(samples), Path(tmp) / "profiled", concurrency), profile
+                )
+                if profile
+                else None
+            )
     calls = max(run["calls"], 1)
     ideal = run["calls"] * latency / concurrency
     return {
@@ -263,7 +279,71 @@ def bench_high_concurrency(
         ),
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
+        **({"profile": top} if top is not None else {}),
     }
+
+
+def _profiled(run: Any, top: int) -> dict[str, Any]:
+    """Where the time goes while ``run()`` runs: the ``top`` functions and packages by own time.
+
+    Own time, not cumulative: on an asyncio run the cumulative figures of the event loop and
+    of every awaiting frame overlap and say little; own time adds up to the whole. Built-in
+    functions (socket calls, ``isinstance``) count towards the package that called them most.
+    """
+    import cProfile
+    import pstats
+    from collections import Counter
+
+    profiler = cProfile.Profile()
+    profiler.runcall(run)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in stats.values()) or 1.0
+    by_package: Counter[str] = Counter()
+    for (filename, _, _), entry in stats.items():
+        if filename == "~":  # a built-in: charge it to its heaviest caller's package
+            callers = entry[4]
+            filename = max(callers, key=lambda c: callers[c][2])[0] if callers else "~"
+        by_package[_package(filename)] += entry[2]
+    rows = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    return {
+        "functions": [
+            {
+                "function": f"{_where(filename)}:{line}({name})" if line else name,
+                "own_s": round(entry[2], 3),
+                "share": round(entry[2] / total, 3),
+                "calls": entry[1],
+            }
+            for (filename, line, name), entry in rows
+        ],
+        "packages": [
+            {"package": package, "own_s": round(seconds, 3), "share": round(seconds / total, 3)}
+            for package, seconds in by_package.most_common(top)
+        ],
+    }
+
+
+def _package(filename: str) -> str:
+    """``httpcore2`` for a file of httpcore2, ``poise`` for the checkout, ``python`` for the
+    standard library."""
+    where = _where(filename)
+    if where.startswith("python3"):
+        return "python"
+    first = where.split("/", 1)[0]
+    return "poise" if first in ("agents", "graphs", "benchmarks", "eval", "poise") else first
+
+
+def _where(filename: str) -> str:
+    """A file named by its package path (``httpcore2/_async/connection_pool.py``) or its path
+    in the checkout (``eval/run/runner.py``), not by where this machine keeps them."""
+    path = Path(filename)
+    parts = path.parts
+    for anchor in ("site-packages", "lib"):
+        if anchor in parts:
+            return "/".join(parts[len(parts) - parts[::-1].index(anchor) :])
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def _poise(*args: str) -> list[str]:

@@ -70,3 +70,26 @@ def test_high_concurrency_counts_cpu_per_call_after_a_warm_up() -> None:
     per_call = 1000 * result["run"]["cpu_s"] / result["run"]["calls"]
     assert result["client_cpu_ms_per_call"] == pytest.approx(per_call, abs=0.01)
     assert result["images"].startswith(("real", "synthetic"))
+
+
+def test_profile_lists_the_top_functions_by_own_time_from_a_separate_run() -> None:
+    result = bench.bench_high_concurrency(
+        pipeline="baseline", concurrency=4, latency=0.0, samples=4, warmup_samples=1, profile=5
+    )
+    rows = result["profile"]["functions"]
+    assert len(rows) == 5
+    assert [r["own_s"] for r in rows] == sorted((r["own_s"] for r in rows), reverse=True)
+    assert all(0 < r["share"] <= 1 and r["calls"] >= 1 for r in rows)
+    assert not any(r["function"].startswith("/") for r in rows)  # no machine-specific paths
+    packages = result["profile"]["packages"]
+    assert "poise" in {p["package"] for p in packages}
+    assert sum(p["share"] for p in packages) <= 1.0 + 1e-6
+
+
+def test_profile_without_the_high_concurrency_run_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conftest import cli
+
+    code, err = cli(capsys, "bench", "pipeline", "--no-high-concurrency", "--profile", "5")
+    assert code == 2 and "--profile profiles the high-concurrency run" in err

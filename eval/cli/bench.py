@@ -42,6 +42,14 @@ def bench(
     repeats: Annotated[
         int, typer.Option(help="pipeline: start-up rounds, the median is reported", min=1)
     ] = 5,
+    profile: Annotated[
+        int,
+        typer.Option(
+            help="pipeline: profile one more high-concurrency run (cProfile) and print its "
+            "top N functions by own time",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Measure a pipeline's speed against a local server, or the offline judges' quality."""
     import json
@@ -49,6 +57,10 @@ def bench(
     from poise.eval import bench as benchmarks
 
     if what == "pipeline":
+        if profile and not high_concurrency:
+            raise PoiseError(
+                "--profile profiles the high-concurrency run; drop --no-high-concurrency"
+            )
         result = benchmarks.bench_pipeline(
             samples=samples,
             concurrency=concurrency,
@@ -59,6 +71,7 @@ def bench(
             data=data,
             startup=startup,
             repeats=repeats,
+            profile=profile,
         )
         c = result["concurrent"]
         console.print(
@@ -80,6 +93,21 @@ def bench(
                 f"{hc['calls_per_s']} calls/s, ratio to ideal {hc['ratio_to_ideal']}x",
                 highlight=False,
             )
+            if "profile" in hc:
+                packages = ", ".join(
+                    f"{p['package']} {100 * p['share']:.0f}%" for p in hc["profile"]["packages"]
+                )
+                console.print(
+                    f"  profile (cProfile, own time) by package: {packages}",
+                    highlight=False,
+                    markup=False,
+                )
+                for row in hc["profile"]["functions"]:
+                    console.print(
+                        f"    {100 * row['share']:5.1f}%  {row['own_s']:6.3f}s  {row['function']}",
+                        highlight=False,
+                        markup=False,
+                    )
         st = result.get("startup")
         if st:
             commands = ", ".join(f"{k} {v:.2f}s" for k, v in st["commands_s"].items())

@@ -39,6 +39,9 @@ def test_startup_reports_every_command_the_first_request_and_the_import_floor() 
     assert all(seconds > 0 for seconds in result["commands_s"].values())
     assert result["run_to_first_request_s"]["baseline"] > 0
     assert result["import_floor_s"] > 0
+    assert result["fastest_s"]["import_floor"] <= result["import_floor_s"]
+    fastest = result["fastest_s"]["run_to_first_request"]["baseline"]
+    assert fastest <= result["run_to_first_request_s"]["baseline"]
     assert "langchain_core" in result["import_floor"]
 
 

@@ -111,11 +111,16 @@ def bench(
         st = result.get("startup")
         if st:
             commands = ", ".join(f"{k} {v:.2f}s" for k, v in st["commands_s"].items())
-            firsts = ", ".join(f"{k} {v:.2f}s" for k, v in st["run_to_first_request_s"].items())
+            fastest = st["fastest_s"]
+            firsts = ", ".join(
+                f"{k} {v:.2f}s (fastest {fastest['run_to_first_request'][k]:.2f}s)"
+                for k, v in st["run_to_first_request_s"].items()
+            )
             console.print(
                 f"start-up, median of {st['repeats']} interleaved rounds: {commands}\n"
                 f"  poise run to its first request: {firsts}; importing the libraries on that "
-                f"path and nothing else: {st['import_floor_s']:.2f}s; bytecode cache "
+                f"path and nothing else: {st['import_floor_s']:.2f}s (fastest "
+                f"{fastest['import_floor']:.2f}s); bytecode cache "
                 f"{st['bytecode_cache']}",
                 highlight=False,
             )

@@ -544,6 +544,7 @@ class Runner:
         batch: bool = False,
     ) -> None:
         self.spec = spec
+        self.run_id = spec.run_id  # a hash of the spec's identity: once, not once per record
         self.batch = batch  # each stage round as one provider batch job (--batch)
         self.prices = prices  # the price table the summary's cost uses (None: the shipped one)
         self.directory = out_root / spec.directory_name()
@@ -765,7 +766,7 @@ class Runner:
         spec = self.spec
         prompt = context.system_prompt
         base = dict(
-            run_id=spec.run_id,
+            run_id=self.run_id,
             benchmark=sample.benchmark,
             sample_id=sample.id,
             epoch=epoch,

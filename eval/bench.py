@@ -234,7 +234,7 @@ def bench_high_concurrency(
     long run sees. The server runs in its own process; its CPU is reported beside. With
     ``profile`` > 0, one more run of the same samples goes under cProfile after the measured
     one (so the profiler's overhead stays out of the figures), and its top ``profile``
-    functions by own time are returned under ``"profile"``.
+    functions and packages by own time are returned under ``"profile"``.
     """
     real = real_mossbench(data)
     with tempfile.TemporaryDirectory(prefix="poise-bench-hc-") as tmp:
